@@ -1,0 +1,590 @@
+//! Client configuration: a builder, and the `FOTP_*` environment variables.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ureq::http::Uri;
+
+use crate::error::{Error, Result};
+use crate::sign::{HmacHeaderNames, HmacSha256Signer, Secret, Signer, TokenHeaderNames, TokenSigner};
+
+/// Default whole-call time limit.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default connect time limit.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Default number of retries (after the first attempt).
+pub const DEFAULT_RETRIES: u32 = 2;
+
+#[derive(Clone)]
+enum AuthSpec {
+    Hmac { app_id: String, secret: Secret },
+    Token { app_key: String, token: Secret },
+    Custom(Arc<dyn Signer>),
+}
+
+impl fmt::Debug for AuthSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AuthSpec::Hmac { app_id, .. } => write!(f, "hmac-sha256(appId={app_id:?})"),
+            AuthSpec::Token { app_key, .. } => write!(f, "token(appKey={app_key:?})"),
+            AuthSpec::Custom(s) => write!(f, "custom({s:?})"),
+        }
+    }
+}
+
+/// Builds a [`Config`]. Nothing is checked until [`ConfigBuilder::build`].
+///
+/// ```
+/// use std::time::Duration;
+/// let config = fotp::Config::builder("https://otp.example.com/otp-api")
+///     .hmac_auth("my-app", "my-secret")
+///     .timeout(Duration::from_secs(5))
+///     .retries(1)
+///     .build()
+///     .unwrap();
+/// assert_eq!(config.timeout(), Duration::from_secs(5));
+/// ```
+#[derive(Clone, Debug)]
+pub struct ConfigBuilder {
+    base_url: Option<String>,
+    auth: Option<AuthSpec>,
+    hmac_names: HmacHeaderNames,
+    token_names: TokenHeaderNames,
+    timeout: Duration,
+    connect_timeout: Duration,
+    retries: u32,
+    allow_insecure_http: bool,
+    user_agent_suffix: Option<String>,
+    ca_bundle: Option<PathBuf>,
+    poll_interval: Duration,
+}
+
+impl Default for ConfigBuilder {
+    fn default() -> Self {
+        ConfigBuilder {
+            base_url: None,
+            auth: None,
+            hmac_names: HmacHeaderNames::default(),
+            token_names: TokenHeaderNames::default(),
+            timeout: DEFAULT_TIMEOUT,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            retries: DEFAULT_RETRIES,
+            allow_insecure_http: false,
+            user_agent_suffix: None,
+            ca_bundle: None,
+            poll_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+impl ConfigBuilder {
+    /// An empty builder (no base URL, no credentials, default limits).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A builder filled from the `FOTP_*` environment variables (see the crate documentation).
+    ///
+    /// Fails with a config error when a variable is set to a value that does not parse.
+    pub fn from_env() -> Result<Self> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Like [`ConfigBuilder::from_env`], reading variables through `get` (for tests and for
+    /// applications that keep settings elsewhere).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let get = |k: &str| get(k).filter(|v| !v.is_empty());
+        let mut b = ConfigBuilder::new();
+        b.base_url = get("FOTP_BASE_URL");
+        let scheme = get("FOTP_AUTH").unwrap_or_else(|| "hmac-sha256".into());
+        match scheme.as_str() {
+            "hmac-sha256" => {
+                if let (Some(id), Some(secret)) = (get("FOTP_APP_ID"), get("FOTP_APP_SECRET")) {
+                    b = b.hmac_auth(id, secret);
+                }
+            }
+            "token" => {
+                if let (Some(key), Some(token)) = (get("FOTP_APP_KEY"), get("FOTP_TOKEN")) {
+                    b = b.token_auth(key, token);
+                }
+            }
+            other => {
+                return Err(Error::config(format!(
+                    "FOTP_AUTH must be `hmac-sha256` or `token`, got {other:?}"
+                )))
+            }
+        }
+        let ms = |name: &str| -> Result<Option<Duration>> {
+            get(name)
+                .map(|v| {
+                    v.trim().parse::<u64>().map(Duration::from_millis).map_err(|_| {
+                        Error::config(format!("{name} must be a number of milliseconds, got {v:?}"))
+                    })
+                })
+                .transpose()
+        };
+        if let Some(t) = ms("FOTP_TIMEOUT_MS")? {
+            b.timeout = t;
+        }
+        if let Some(t) = ms("FOTP_CONNECT_TIMEOUT_MS")? {
+            b.connect_timeout = t;
+        }
+        if let Some(v) = get("FOTP_RETRIES") {
+            b.retries = v.trim().parse().map_err(|_| {
+                Error::config(format!("FOTP_RETRIES must be a whole number, got {v:?}"))
+            })?;
+        }
+        if let Some(v) = get("FOTP_ALLOW_INSECURE_HTTP") {
+            b.allow_insecure_http = match v.as_str() {
+                "1" | "true" => true,
+                "0" | "false" => false,
+                _ => {
+                    return Err(Error::config(format!(
+                        "FOTP_ALLOW_INSECURE_HTTP must be 1 or 0, got {v:?}"
+                    )))
+                }
+            };
+        }
+        b.ca_bundle = get("FOTP_CA_BUNDLE").map(PathBuf::from);
+        Ok(b)
+    }
+
+    /// The platform's base URL, e.g. `https://otp.example.com/otp-api`.
+    pub fn base_url(mut self, url: impl Into<String>) -> Self {
+        self.base_url = Some(url.into());
+        self
+    }
+
+    /// Authenticates with the `hmac-sha256` scheme.
+    pub fn hmac_auth(mut self, app_id: impl Into<String>, app_secret: impl Into<String>) -> Self {
+        self.auth = Some(AuthSpec::Hmac {
+            app_id: app_id.into(),
+            secret: Secret::new(app_secret),
+        });
+        self
+    }
+
+    /// Authenticates with the `token` scheme.
+    pub fn token_auth(mut self, app_key: impl Into<String>, token: impl Into<String>) -> Self {
+        self.auth = Some(AuthSpec::Token {
+            app_key: app_key.into(),
+            token: Secret::new(token),
+        });
+        self
+    }
+
+    /// Authenticates with a signer of your own, replacing the built-in schemes.
+    pub fn signer(mut self, signer: impl Signer) -> Self {
+        self.auth = Some(AuthSpec::Custom(Arc::new(signer)));
+        self
+    }
+
+    /// Header names of the `hmac-sha256` scheme.
+    pub fn hmac_header_names(mut self, names: HmacHeaderNames) -> Self {
+        self.hmac_names = names;
+        self
+    }
+
+    /// Header names of the `token` scheme.
+    pub fn token_header_names(mut self, names: TokenHeaderNames) -> Self {
+        self.token_names = names;
+        self
+    }
+
+    /// The time limit of one call (all attempts and back-off included). Default 10 s.
+    pub fn timeout(mut self, t: Duration) -> Self {
+        self.timeout = t;
+        self
+    }
+
+    /// The time limit to open a connection. Default 3 s.
+    pub fn connect_timeout(mut self, t: Duration) -> Self {
+        self.connect_timeout = t;
+        self
+    }
+
+    /// Retries after the first attempt (see the retry policy). Default 2.
+    pub fn retries(mut self, n: u32) -> Self {
+        self.retries = n;
+        self
+    }
+
+    /// Allows `http://` to hosts that are not loopback. Off by default.
+    pub fn allow_insecure_http(mut self, allow: bool) -> Self {
+        self.allow_insecure_http = allow;
+        self
+    }
+
+    /// Appended to `User-Agent: fotp/<version>`, e.g. `python/3.11`.
+    pub fn user_agent_suffix(mut self, suffix: impl Into<String>) -> Self {
+        self.user_agent_suffix = Some(suffix.into());
+        self
+    }
+
+    /// A PEM file of extra trusted root certificates (default: `FOTP_CA_BUNDLE`).
+    pub fn ca_bundle(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca_bundle = Some(path.into());
+        self
+    }
+
+    /// How often `wait` polls query at most. Default 1 s.
+    pub fn poll_interval(mut self, t: Duration) -> Self {
+        self.poll_interval = t;
+        self
+    }
+
+    /// Checks everything and returns the configuration.
+    ///
+    /// Config errors: no base URL, a URL that does not parse or is `http://` to a host that is
+    /// not loopback (unless insecure HTTP is allowed), missing or malformed credentials, a zero
+    /// time limit, an unreadable CA bundle.
+    pub fn build(self) -> Result<Config> {
+        let raw = self
+            .base_url
+            .ok_or_else(|| Error::config("the base URL is not set (FOTP_BASE_URL)"))?;
+        let base = parse_base_url(&raw, self.allow_insecure_http)?;
+        let signer: Arc<dyn Signer> = match self.auth {
+            None => {
+                return Err(Error::config(
+                    "no credentials: set FOTP_APP_ID and FOTP_APP_SECRET (or the token scheme)",
+                ))
+            }
+            Some(AuthSpec::Hmac { app_id, secret }) => {
+                check_header_value("app id", &app_id)?;
+                if secret.is_empty() {
+                    return Err(Error::config("the app secret is empty"));
+                }
+                Arc::new(HmacSha256Signer::with_header_names(
+                    app_id,
+                    &secret,
+                    self.hmac_names,
+                ))
+            }
+            Some(AuthSpec::Token { app_key, token }) => {
+                check_header_value("app key", &app_key)?;
+                if token.is_empty() {
+                    return Err(Error::config("the token is empty"));
+                }
+                if !token.expose().bytes().all(|b| b == b' ' || b.is_ascii_graphic()) {
+                    return Err(Error::config("the token must be visible ASCII"));
+                }
+                Arc::new(TokenSigner::with_header_names(app_key, token, self.token_names))
+            }
+            Some(AuthSpec::Custom(s)) => s,
+        };
+        if self.timeout.is_zero() {
+            return Err(Error::config("the timeout must be greater than zero"));
+        }
+        if self.connect_timeout.is_zero() {
+            return Err(Error::config("the connect timeout must be greater than zero"));
+        }
+        if let Some(s) = &self.user_agent_suffix {
+            if !s.bytes().all(|b| b == b' ' || b.is_ascii_graphic()) {
+                return Err(Error::config("the User-Agent suffix must be visible ASCII"));
+            }
+        }
+        let ca_bundle = self
+            .ca_bundle
+            .or_else(|| std::env::var_os("FOTP_CA_BUNDLE").filter(|v| !v.is_empty()).map(PathBuf::from));
+        let extra_roots = match &ca_bundle {
+            Some(path) => load_pem(path)?,
+            None => Vec::new(),
+        };
+        Ok(Config {
+            base,
+            signer,
+            timeout: self.timeout,
+            connect_timeout: self.connect_timeout.min(self.timeout),
+            retries: self.retries,
+            user_agent: match self.user_agent_suffix {
+                Some(s) if !s.is_empty() => format!("fotp/{} {s}", crate::VERSION),
+                _ => format!("fotp/{}", crate::VERSION),
+            },
+            extra_roots: Arc::new(extra_roots),
+            poll_interval: self.poll_interval.max(Duration::from_millis(10)),
+        })
+    }
+}
+
+/// A checked configuration, ready for [`Client::new`](crate::Client::new).
+#[derive(Clone)]
+pub struct Config {
+    pub(crate) base: BaseUrl,
+    pub(crate) signer: Arc<dyn Signer>,
+    pub(crate) timeout: Duration,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) retries: u32,
+    pub(crate) user_agent: String,
+    pub(crate) extra_roots: Arc<Vec<ureq::tls::Certificate<'static>>>,
+    pub(crate) poll_interval: Duration,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("base_url", &self.base.url)
+            .field("signer", &self.signer)
+            .field("timeout", &self.timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("retries", &self.retries)
+            .field("user_agent", &self.user_agent)
+            .field("extra_roots", &self.extra_roots.len())
+            .finish()
+    }
+}
+
+impl Config {
+    /// A builder with `base_url` set.
+    pub fn builder(base_url: impl Into<String>) -> ConfigBuilder {
+        ConfigBuilder::new().base_url(base_url)
+    }
+
+    /// The configuration described by the `FOTP_*` environment variables.
+    pub fn from_env() -> Result<Config> {
+        ConfigBuilder::from_env()?.build()
+    }
+
+    /// The base URL, without a trailing slash.
+    pub fn base_url(&self) -> &str {
+        &self.base.url
+    }
+
+    /// The time limit of one call.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// The time limit to open a connection.
+    pub fn connect_timeout(&self) -> Duration {
+        self.connect_timeout
+    }
+
+    /// Retries after the first attempt.
+    pub fn retries(&self) -> u32 {
+        self.retries
+    }
+
+    /// The `User-Agent` header sent with every request.
+    pub fn user_agent(&self) -> &str {
+        &self.user_agent
+    }
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct BaseUrl {
+    pub(crate) url: String,
+    pub(crate) loopback: bool,
+}
+
+fn check_header_value(what: &str, v: &str) -> Result<()> {
+    if v.is_empty() {
+        return Err(Error::config(format!("the {what} is empty")));
+    }
+    if !v.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(Error::config(format!("the {what} must be visible ASCII")));
+    }
+    Ok(())
+}
+
+/// True for `localhost`, `127.0.0.0/8` and `[::1]`.
+pub fn is_loopback_host(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.eq_ignore_ascii_case("localhost") || host.to_ascii_lowercase().ends_with(".localhost") {
+        return true;
+    }
+    host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+fn parse_base_url(raw: &str, allow_insecure: bool) -> Result<BaseUrl> {
+    let trimmed = raw.trim_end_matches('/');
+    let uri: Uri = trimmed
+        .parse()
+        .map_err(|e| Error::config(format!("the base URL {raw:?} does not parse: {e}")))?;
+    let scheme = uri.scheme_str().unwrap_or("");
+    let host = uri.host().unwrap_or("");
+    if host.is_empty() {
+        return Err(Error::config(format!("the base URL {raw:?} has no host")));
+    }
+    if uri.query().is_some() {
+        return Err(Error::config(format!("the base URL {raw:?} must not have a query")));
+    }
+    if trimmed.contains('@') {
+        return Err(Error::config("the base URL must not carry user information"));
+    }
+    let loopback = is_loopback_host(host);
+    match scheme {
+        "https" => {}
+        "http" if loopback || allow_insecure => {}
+        "http" => {
+            return Err(Error::config(format!(
+                "the base URL {raw:?} uses plain HTTP to a host that is not loopback; use https:// \
+                 or allow insecure HTTP explicitly (FOTP_ALLOW_INSECURE_HTTP=1)"
+            )))
+        }
+        _ => {
+            return Err(Error::config(format!(
+                "the base URL {raw:?} must start with https:// (or http:// to a loopback host)"
+            )))
+        }
+    }
+    Ok(BaseUrl {
+        url: trimmed.to_owned(),
+        loopback,
+    })
+}
+
+fn load_pem(path: &std::path::Path) -> Result<Vec<ureq::tls::Certificate<'static>>> {
+    let data = std::fs::read(path).map_err(|e| {
+        Error::config(format!("cannot read the CA bundle {}: {e}", path.display()))
+    })?;
+    let mut certs = Vec::new();
+    for item in ureq::tls::parse_pem(&data) {
+        match item {
+            Ok(ureq::tls::PemItem::Certificate(c)) => certs.push(c.to_owned()),
+            Ok(_) => {}
+            Err(e) => {
+                return Err(Error::config(format!(
+                    "the CA bundle {} is not valid PEM: {e}",
+                    path.display()
+                )))
+            }
+        }
+    }
+    if certs.is_empty() {
+        return Err(Error::config(format!(
+            "the CA bundle {} holds no certificate",
+            path.display()
+        )));
+    }
+    Ok(certs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorKind;
+
+    fn cfg(url: &str) -> Result<Config> {
+        Config::builder(url).hmac_auth("a", "s").build()
+    }
+
+    #[test]
+    fn url_rules() {
+        assert!(cfg("https://otp.example.com/otp-api").is_ok());
+        assert!(cfg("http://127.0.0.1:8788").is_ok());
+        assert!(cfg("http://127.5.6.7").is_ok());
+        assert!(cfg("http://localhost:1/").is_ok());
+        assert!(cfg("http://[::1]:80").is_ok());
+        assert_eq!(cfg("http://localhost:1/").unwrap().base_url(), "http://localhost:1");
+        for bad in [
+            "http://otpdev.cm253.com/otp-api",
+            "http://10.0.0.1",
+            "http://127.0.0.1.example.com",
+            "ftp://x",
+            "otp.example.com",
+            "",
+            "https://",
+            "https://a b",
+            "https://user:pw@host",
+            "https://host/?q=1",
+        ] {
+            let e = cfg(bad).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Config, "{bad}: {e}");
+        }
+        let ok = Config::builder("http://otpdev.cm253.com/otp-api")
+            .hmac_auth("a", "s")
+            .allow_insecure_http(true)
+            .build();
+        assert!(ok.is_ok());
+    }
+
+    #[test]
+    fn credentials_required() {
+        let e = Config::builder("https://x").build().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config);
+        let e = Config::builder("https://x").hmac_auth("", "s").build().unwrap_err();
+        assert!(e.message().contains("app id"));
+        let e = Config::builder("https://x").hmac_auth("a", "").build().unwrap_err();
+        assert!(e.message().contains("secret"));
+        let e = ConfigBuilder::new().hmac_auth("a", "s").build().unwrap_err();
+        assert!(e.message().contains("base URL"));
+        let e = Config::builder("https://x").token_auth("k", "").build().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config);
+    }
+
+    #[test]
+    fn from_lookup_reads_everything() {
+        let env = |k: &str| {
+            Some(
+                match k {
+                    "FOTP_BASE_URL" => "http://127.0.0.1:9",
+                    "FOTP_AUTH" => "token",
+                    "FOTP_APP_KEY" => "key",
+                    "FOTP_TOKEN" => "tok",
+                    "FOTP_TIMEOUT_MS" => "2500",
+                    "FOTP_CONNECT_TIMEOUT_MS" => "500",
+                    "FOTP_RETRIES" => "5",
+                    _ => return None,
+                }
+                .to_string(),
+            )
+        };
+        let c = ConfigBuilder::from_lookup(env).unwrap().build().unwrap();
+        assert_eq!(c.timeout(), Duration::from_millis(2500));
+        assert_eq!(c.connect_timeout(), Duration::from_millis(500));
+        assert_eq!(c.retries(), 5);
+        assert!(format!("{:?}", c.signer).contains("AppKey") || format!("{c:?}").contains("key"));
+        assert!(!format!("{c:?}").contains("tok\""));
+    }
+
+    #[test]
+    fn from_lookup_rejects_garbage() {
+        for (k, v) in [
+            ("FOTP_TIMEOUT_MS", "ten"),
+            ("FOTP_RETRIES", "-1"),
+            ("FOTP_AUTH", "basic"),
+            ("FOTP_ALLOW_INSECURE_HTTP", "yes please"),
+        ] {
+            let e = ConfigBuilder::from_lookup(|name| (name == k).then(|| v.to_string()))
+                .unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Config);
+            assert!(e.message().contains(k), "{e}");
+        }
+    }
+
+    #[test]
+    fn secrets_stay_out_of_debug() {
+        let b = Config::builder("https://x").hmac_auth("app", "hunter2-secret");
+        assert!(!format!("{b:?}").contains("hunter2"));
+        assert!(!format!("{:?}", b.build().unwrap()).contains("hunter2"));
+        let b = Config::builder("https://x").token_auth("key", "hunter2-token");
+        assert!(!format!("{b:?}").contains("hunter2"));
+        assert!(!format!("{:?}", b.build().unwrap()).contains("hunter2"));
+    }
+
+    #[test]
+    fn user_agent() {
+        let c = Config::builder("https://x").hmac_auth("a", "s").build().unwrap();
+        assert_eq!(c.user_agent(), format!("fotp/{}", crate::VERSION));
+        let c = Config::builder("https://x")
+            .hmac_auth("a", "s")
+            .user_agent_suffix("python/3.11")
+            .build()
+            .unwrap();
+        assert_eq!(c.user_agent(), format!("fotp/{} python/3.11", crate::VERSION));
+    }
+
+    #[test]
+    fn ca_bundle_errors() {
+        let e = Config::builder("https://x")
+            .hmac_auth("a", "s")
+            .ca_bundle("/nonexistent/ca.pem")
+            .build()
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config);
+        assert!(e.message().contains("/nonexistent/ca.pem"));
+    }
+}

@@ -1,0 +1,64 @@
+//! # fotp: Flash OTP for every backend
+//!
+//! Flash OTP verifies a phone number with a mobile-originated SMS: your backend calls
+//! [`Client::verify`] and gets a redirect link; the user opens it on the phone and sends the
+//! prepared SMS; the platform then pushes the result to your callback address (parse it with
+//! [`parse_callback`] and answer [`CALLBACK_ACK`]) or you pull it with [`Client::query`] /
+//! [`Client::wait`].
+//!
+//! This crate is the safe Rust core. The same library is exported as a C ABI (`include/fotp.h`)
+//! that the Python and Go bindings wrap; see `CONTRACT.md` in the repository for the whole
+//! public surface.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! let client = fotp::Client::new(
+//!     fotp::Config::builder("http://127.0.0.1:8788")
+//!         .hmac_auth("sandbox", "sandbox-secret")
+//!         .build()?,
+//! )?;
+//! let v = client.verify(&fotp::VerifyRequest::new("2"))?;
+//! println!("open {} on the phone, it sends code {}", v.url, v.code);
+//! let r = client.wait(&v.ft_token, Duration::from_secs(120))?;
+//! println!("status: {:?}", r.status);
+//! # Ok::<(), fotp::Error>(())
+//! ```
+//!
+//! ## Environment variables
+//! Read by [`Config::from_env`] / [`ConfigBuilder::from_env`]: `FOTP_BASE_URL`, `FOTP_AUTH`
+//! (`hmac-sha256` or `token`), `FOTP_APP_ID`, `FOTP_APP_SECRET`, `FOTP_APP_KEY`, `FOTP_TOKEN`,
+//! `FOTP_TIMEOUT_MS`, `FOTP_CONNECT_TIMEOUT_MS`, `FOTP_RETRIES`, `FOTP_ALLOW_INSECURE_HTTP`,
+//! `FOTP_CA_BUNDLE`. Proxies come from `HTTPS_PROXY`, `HTTP_PROXY` and `NO_PROXY` (never for a
+//! loopback base URL).
+//!
+//! ## Time limits and retries
+//! The timeout bounds a whole call, every attempt and back-off pause included. query is retried
+//! on network errors, time-outs, HTTP 429 and 5xx with jittered exponential back-off, honouring
+//! `Retry-After` in seconds (when the pause would pass the deadline, the last answer is returned
+//! at once). verify is retried only when the request surely never reached the server.
+
+#![deny(missing_docs)]
+
+mod callback;
+mod client;
+mod config;
+mod error;
+pub mod sign;
+pub mod validate;
+pub mod wire;
+
+#[doc(hidden)]
+pub mod ffi;
+
+pub use callback::{parse_callback, Callback, CALLBACK_ACK, MAX_CALLBACK_BYTES};
+pub use client::{Client, MAX_RESPONSE_BYTES};
+pub use config::{
+    is_loopback_host, Config, ConfigBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_RETRIES,
+    DEFAULT_TIMEOUT,
+};
+pub use error::{Error, ErrorKind, Result};
+pub use sign::{Header, HmacHeaderNames, Secret, Signer, TokenHeaderNames};
+pub use wire::{QueryResult, Status, Verification, VerifyRequest};
+
+/// The version of this library.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

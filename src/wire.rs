@@ -1,0 +1,485 @@
+//! Wire types of the platform protocol and their decoding.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::validate;
+
+/// The success code of the response envelope.
+pub const SUCCESS_CODE: &str = "000000";
+
+/// What to send to `verify`.
+///
+/// ```
+/// let req = fotp::VerifyRequest::new("2").code("1234").validity_minutes(5);
+/// assert_eq!(req.body().unwrap(), br#"{"ftId":"2","code":"1234","validityPeriod":"5"}"#);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyRequest {
+    /// Template id (`ftId`).
+    pub ft_id: String,
+    /// The code to send; `None` lets the platform choose.
+    pub code: Option<String>,
+    /// Validity in minutes (1-10); `None` means the platform default (5).
+    pub validity_minutes: Option<u32>,
+}
+
+impl VerifyRequest {
+    /// A request for template `ft_id` with the platform's code and validity.
+    pub fn new(ft_id: impl Into<String>) -> Self {
+        VerifyRequest {
+            ft_id: ft_id.into(),
+            code: None,
+            validity_minutes: None,
+        }
+    }
+
+    /// Sets the code (4-6 digits).
+    pub fn code(mut self, code: impl Into<String>) -> Self {
+        self.code = Some(code.into());
+        self
+    }
+
+    /// Sets the validity in minutes (1-10).
+    pub fn validity_minutes(mut self, minutes: u32) -> Self {
+        self.validity_minutes = Some(minutes);
+        self
+    }
+
+    /// Checks the input rules.
+    pub fn validate(&self) -> Result<()> {
+        validate::ft_id(&self.ft_id)?;
+        if let Some(code) = &self.code {
+            validate::code(code)?;
+        }
+        if let Some(v) = self.validity_minutes {
+            validate::validity_minutes(v)?;
+        }
+        Ok(())
+    }
+
+    /// The JSON body after validation; optional fields appear only when set.
+    pub fn body(&self) -> Result<Vec<u8>> {
+        self.validate()?;
+        #[derive(Serialize)]
+        struct Body<'a> {
+            #[serde(rename = "ftId")]
+            ft_id: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            code: Option<&'a str>,
+            #[serde(rename = "validityPeriod", skip_serializing_if = "Option::is_none")]
+            validity: Option<String>,
+        }
+        let body = Body {
+            ft_id: &self.ft_id,
+            code: self.code.as_deref(),
+            validity: self.validity_minutes.map(|v| v.to_string()),
+        };
+        Ok(serde_json::to_vec(&body).expect("serializing strings cannot fail"))
+    }
+}
+
+/// The JSON body of a query for `ft_token`, after validation.
+pub fn query_body(ft_token: &str) -> Result<Vec<u8>> {
+    validate::ft_token(ft_token)?;
+    #[derive(Serialize)]
+    struct Body<'a> {
+        #[serde(rename = "ftToken")]
+        ft_token: &'a str,
+    }
+    Ok(serde_json::to_vec(&Body { ft_token }).expect("serializing strings cannot fail"))
+}
+
+/// The platform's answer to `verify`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verification {
+    /// The redirect link to open on the phone.
+    pub url: String,
+    /// The token to query the result with.
+    #[serde(rename = "ftToken")]
+    pub ft_token: String,
+    /// The platform's message id.
+    #[serde(rename = "messageId")]
+    pub message_id: String,
+    /// The code the user's SMS must carry.
+    pub code: String,
+}
+
+/// The status of a verification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Status {
+    /// `0`: the platform has no answer yet.
+    Processing = 0,
+    /// `1`: the verification failed (wrong code, expired).
+    Failed = 1,
+    /// `2`: the user sent the right code in time.
+    Success = 2,
+    /// Any other value (kept in [`QueryResult::raw_status`]).
+    Unknown = 255,
+}
+
+impl Status {
+    /// Maps the wire value (`"0"`, `"1"`, `"2"`) to a status.
+    pub fn from_wire(raw: &str) -> Status {
+        match raw {
+            "0" => Status::Processing,
+            "1" => Status::Failed,
+            "2" => Status::Success,
+            _ => Status::Unknown,
+        }
+    }
+
+    /// True for [`Status::Failed`] and [`Status::Success`]: the result will not change.
+    pub fn is_final(self) -> bool {
+        matches!(self, Status::Failed | Status::Success)
+    }
+}
+
+/// The platform's answer to `query`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct QueryResult {
+    /// The status, decoded.
+    #[serde(skip)]
+    pub status: Status,
+    /// The status as the platform sent it (a decimal string).
+    #[serde(rename = "status")]
+    pub raw_status: String,
+    /// The user's phone number.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mobile: Option<String>,
+    /// The number the SMS was sent to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sender: Option<String>,
+    /// When the user sent the SMS.
+    #[serde(rename = "sendTime", skip_serializing_if = "Option::is_none")]
+    pub send_time: Option<String>,
+    /// The code the SMS carried.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// When the SMS reached the platform.
+    #[serde(rename = "deliverTime", skip_serializing_if = "Option::is_none")]
+    pub deliver_time: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for QueryResult {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        const NAMES: [&str; 6] = ["status", "mobile", "sender", "sendTime", "code", "deliverTime"];
+        let [status, mobile, sender, send_time, code, deliver_time] =
+            d.deserialize_map(StrFields::new(&NAMES))?;
+        let raw_status = status
+            .ok_or_else(|| de::Error::missing_field("status"))?
+            .into_owned();
+        let own = |v: Option<Cow<'_, str>>| v.map(Cow::into_owned);
+        Ok(QueryResult {
+            status: Status::from_wire(&raw_status),
+            raw_status,
+            mobile: own(mobile),
+            sender: own(sender),
+            send_time: own(send_time),
+            code: own(code),
+            deliver_time: own(deliver_time),
+        })
+    }
+}
+
+/// Reads the string-or-integer fields `names` of a JSON object, borrowing where it can.
+///
+/// Unknown keys are skipped; a repeated key, or a value that is neither a string, an integer
+/// nor `null`, is an error that names the field.
+pub(crate) struct StrFields<const N: usize> {
+    names: &'static [&'static str; N],
+}
+
+impl<const N: usize> StrFields<N> {
+    pub(crate) fn new(names: &'static [&'static str; N]) -> Self {
+        StrFields { names }
+    }
+}
+
+impl<'de, const N: usize> Visitor<'de> for StrFields<N> {
+    type Value = [Option<Cow<'de, str>>; N];
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> std::result::Result<Self::Value, A::Error> {
+        let mut out: [Option<Cow<'de, str>>; N] = std::array::from_fn(|_| None);
+        let mut seen = [false; N];
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            match self.names.iter().position(|n| *n == key) {
+                Some(i) => {
+                    if std::mem::replace(&mut seen[i], true) {
+                        return Err(de::Error::custom(format_args!(
+                            "field `{}` appears twice",
+                            self.names[i]
+                        )));
+                    }
+                    out[i] = map.next_value_seed(Named(self.names[i]))?;
+                }
+                None => {
+                    map.next_value::<de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// A string-or-integer value of the field it names (`null` is `None`).
+struct Named(&'static str);
+
+impl<'de> de::DeserializeSeed<'de> for Named {
+    type Value = Option<Cow<'de, str>>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> std::result::Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Named {
+    type Value = Option<Cow<'de, str>>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "a string or an integer for field `{}`", self.0)
+    }
+    fn visit_unit<E: de::Error>(self) -> std::result::Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> std::result::Result<Self::Value, E> {
+        Ok(Some(Cow::Borrowed(v)))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<Self::Value, E> {
+        Ok(Some(Cow::Owned(v.to_owned())))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> std::result::Result<Self::Value, E> {
+        Ok(Some(Cow::Owned(v)))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> std::result::Result<Self::Value, E> {
+        Ok(Some(Cow::Owned(v.to_string())))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> std::result::Result<Self::Value, E> {
+        Ok(Some(Cow::Owned(v.to_string())))
+    }
+}
+
+/// Decodes a response body (any HTTP status) into `T` per the envelope rules.
+///
+/// `http_status` is the status of the answer; a non-2xx answer that is an envelope becomes an
+/// API error keeping that status, and one that is not becomes an HTTP-status error.
+pub fn decode_envelope<T: for<'de> Deserialize<'de>>(http_status: u16, body: &[u8]) -> Result<T> {
+    #[derive(Deserialize)]
+    struct Envelope<'a> {
+        #[serde(borrow, deserialize_with = "str_or_int")]
+        code: Cow<'a, str>,
+        #[serde(borrow, default, deserialize_with = "opt_str_or_int")]
+        message: Option<Cow<'a, str>>,
+        #[serde(borrow, default)]
+        data: Option<&'a serde_json::value::RawValue>,
+    }
+    let ok_status = (200..300).contains(&http_status);
+    let env: Envelope<'_> = match serde_json::from_slice(body) {
+        Ok(env) => env,
+        Err(e) if ok_status => {
+            return Err(Error::decode(format!(
+                "the response is not a valid envelope: {e}"
+            ))
+            .with_http_status(http_status))
+        }
+        Err(_) => {
+            return Err(Error::new(
+                crate::ErrorKind::HttpStatus,
+                format!("the server answered HTTP {http_status} without an API envelope"),
+            )
+            .with_http_status(http_status))
+        }
+    };
+    if env.code != SUCCESS_CODE || !ok_status {
+        let message = env.message.unwrap_or(Cow::Borrowed("(no message)"));
+        return Err(Error::api(env.code.into_owned(), message.into_owned(), http_status));
+    }
+    let data = env.data.filter(|d| d.get() != "null").ok_or_else(|| {
+        Error::decode("the response envelope has no data").with_http_status(http_status)
+    })?;
+    serde_json::from_str(data.get()).map_err(|e| {
+        Error::decode(format!("the response data is invalid: {e}")).with_http_status(http_status)
+    })
+}
+
+/// Deserializes a string, or an integer as its decimal string; anything else is an error.
+pub(crate) fn str_or_int<'de, D: Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Cow<'de, str>, D::Error> {
+    d.deserialize_any(StrOrInt)
+}
+
+/// Like [`str_or_int`], with `null` meaning absent.
+pub(crate) fn opt_str_or_int<'de, D: Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<Cow<'de, str>>, D::Error> {
+    d.deserialize_option(OptStrOrInt)
+}
+
+struct StrOrInt;
+
+impl<'de> Visitor<'de> for StrOrInt {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string or an integer")
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> std::result::Result<Self::Value, E> {
+        Ok(Cow::Borrowed(v))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<Self::Value, E> {
+        Ok(Cow::Owned(v.to_owned()))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> std::result::Result<Self::Value, E> {
+        Ok(Cow::Owned(v))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> std::result::Result<Self::Value, E> {
+        Ok(Cow::Owned(v.to_string()))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> std::result::Result<Self::Value, E> {
+        Ok(Cow::Owned(v.to_string()))
+    }
+}
+
+struct OptStrOrInt;
+
+impl<'de> Visitor<'de> for OptStrOrInt {
+    type Value = Option<Cow<'de, str>>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string, an integer or null")
+    }
+    fn visit_none<E: de::Error>(self) -> std::result::Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_unit<E: de::Error>(self) -> std::result::Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> std::result::Result<Self::Value, D::Error> {
+        d.deserialize_any(StrOrInt).map(Some)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorKind;
+
+    #[test]
+    fn verify_body_shapes() {
+        let b = |r: VerifyRequest| String::from_utf8(r.body().unwrap()).unwrap();
+        assert_eq!(b(VerifyRequest::new("2")), r#"{"ftId":"2"}"#);
+        assert_eq!(
+            b(VerifyRequest::new("2").validity_minutes(10)),
+            r#"{"ftId":"2","validityPeriod":"10"}"#
+        );
+        assert_eq!(
+            b(VerifyRequest::new("模版\"2").code("123456")),
+            r#"{"ftId":"模版\"2","code":"123456"}"#
+        );
+        let e = VerifyRequest::new("2").code("").body().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+        assert!(e.message().contains("code"));
+    }
+
+    #[test]
+    fn query_body_shape() {
+        assert_eq!(
+            query_body("44cadc6071214b968b3b3bb1cb5a6c24").unwrap(),
+            br#"{"ftToken":"44cadc6071214b968b3b3bb1cb5a6c24"}"#
+        );
+        assert_eq!(query_body("").unwrap_err().kind(), ErrorKind::InvalidArgument);
+    }
+
+    #[test]
+    fn decodes_seed_verify_response() {
+        let body = include_bytes!("../tests/data/verify-response.json");
+        let v: Verification = decode_envelope(200, body).unwrap();
+        assert_eq!(v.ft_token, "200e96b6a8bf8ed8c3de194cf14b342f");
+        assert_eq!(v.message_id, "393801984179642368");
+        assert_eq!(v.code, "3872");
+        assert!(v.url.ends_with("/flash/opt/redirect/200e96b6a8bf8ed8c3de194cf14b342f"));
+    }
+
+    #[test]
+    fn decodes_seed_query_response() {
+        let body = include_bytes!("../tests/data/query-response.json");
+        let r: QueryResult = decode_envelope(200, body).unwrap();
+        assert_eq!(r.status, Status::Success);
+        assert_eq!(r.raw_status, "2");
+        assert_eq!(r.mobile.as_deref(), Some("6285273203675"));
+        assert_eq!(r.sender.as_deref(), Some("6285215410016"));
+        assert_eq!(r.send_time.as_deref(), Some("2025-04-29 17:47:00"));
+        assert_eq!(r.code.as_deref(), Some("5777"));
+        assert_eq!(r.deliver_time.as_deref(), Some("2025-04-29 17:48:23"));
+    }
+
+    #[test]
+    fn query_status_variants() {
+        let q = |data: &str| -> Result<QueryResult> {
+            decode_envelope(200, format!(r#"{{"code":"000000","data":{data}}}"#).as_bytes())
+        };
+        assert_eq!(q(r#"{"status":0}"#).unwrap().status, Status::Processing);
+        assert_eq!(q(r#"{"status":"1","mobile":null}"#).unwrap().status, Status::Failed);
+        let odd = q(r#"{"status":"7"}"#).unwrap();
+        assert_eq!((odd.status, odd.raw_status.as_str()), (Status::Unknown, "7"));
+        assert_eq!(q(r#"{"status":-3}"#).unwrap().raw_status, "-3");
+        for bad in [r#"{}"#, r#"{"status":true}"#, r#"{"status":1.5}"#, r#"[]"#] {
+            assert_eq!(q(bad).unwrap_err().kind(), ErrorKind::Decode, "{bad}");
+        }
+        assert!(q(r#"{"mobile":"1"}"#).unwrap_err().message().contains("status"));
+    }
+
+    #[test]
+    fn verify_data_requires_all_fields() {
+        for missing in ["url", "ftToken", "messageId", "code"] {
+            let mut data = serde_json::json!({
+                "url": "u", "ftToken": "t", "messageId": "m", "code": "1234", "extra": 1
+            });
+            data.as_object_mut().unwrap().remove(missing);
+            let body = serde_json::json!({"code": "000000", "data": data}).to_string();
+            let e = decode_envelope::<Verification>(200, body.as_bytes()).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Decode);
+            assert!(e.message().contains(missing), "{e}");
+        }
+    }
+
+    #[test]
+    fn envelope_errors() {
+        let e = decode_envelope::<Verification>(
+            200,
+            r#"{"code":"200002","success":false,"message":"unknown ftId"}"#.as_bytes(),
+        )
+        .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Api);
+        assert_eq!(e.api_code(), Some("200002"));
+        assert_eq!(e.message(), "unknown ftId");
+        assert_eq!(e.http_status(), 200);
+
+        let e = decode_envelope::<Verification>(503, br#"{"code":"500","message":"busy"}"#)
+            .unwrap_err();
+        assert_eq!((e.kind(), e.http_status()), (ErrorKind::Api, 503));
+
+        let e = decode_envelope::<Verification>(502, b"<html>Bad Gateway</html>").unwrap_err();
+        assert_eq!((e.kind(), e.http_status()), (ErrorKind::HttpStatus, 502));
+
+        let e = decode_envelope::<Verification>(200, b"<html>").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Decode);
+        let e = decode_envelope::<Verification>(200, b"\xff\xfe").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Decode);
+        let e = decode_envelope::<Verification>(200, br#"{"code":"000000"}"#).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Decode);
+        let e =
+            decode_envelope::<Verification>(200, br#"{"code":"000000","data":null}"#).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Decode);
+    }
+}

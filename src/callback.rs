@@ -149,11 +149,19 @@ mod tests {
             let obj = v.as_object_mut().unwrap();
             obj.remove(field);
             let e = decode_err(v.to_string().as_bytes());
-            assert!(e.message().contains(field) && e.message().contains("missing"), "{e}");
+            assert!(
+                e.message().contains(field) && e.message().contains("missing"),
+                "{e}"
+            );
             v.as_object_mut().unwrap().insert(field.into(), "".into());
             let e = decode_err(v.to_string().as_bytes());
-            assert!(e.message().contains(field) && e.message().contains("empty"), "{e}");
-            v.as_object_mut().unwrap().insert(field.into(), serde_json::Value::Null);
+            assert!(
+                e.message().contains(field) && e.message().contains("empty"),
+                "{e}"
+            );
+            v.as_object_mut()
+                .unwrap()
+                .insert(field.into(), serde_json::Value::Null);
             let e = decode_err(v.to_string().as_bytes());
             assert!(e.message().contains(field), "{e}");
         }
@@ -161,7 +169,15 @@ mod tests {
 
     #[test]
     fn wrong_types_name_the_field() {
-        for field in ["mobile", "sender", "sendTime", "code", "content", "deliverTime", "err"] {
+        for field in [
+            "mobile",
+            "sender",
+            "sendTime",
+            "code",
+            "content",
+            "deliverTime",
+            "err",
+        ] {
             for bad in [
                 serde_json::json!(true),
                 serde_json::json!(1.5),

@@ -85,7 +85,11 @@ impl Client {
                     .build(),
             );
         }
-        let agent = Agent::with_parts(builder.build(), DefaultConnector::new(), LiteralResolver::default());
+        let agent = Agent::with_parts(
+            builder.build(),
+            DefaultConnector::new(),
+            LiteralResolver::default(),
+        );
         Ok(Client {
             inner: Arc::new(Inner {
                 agent,
@@ -130,7 +134,8 @@ impl Client {
     pub fn verify(&self, req: &VerifyRequest) -> Result<Verification> {
         let body = req.body()?;
         let deadline = Instant::now() + self.inner.config.timeout;
-        let (status, bytes) = self.send(&self.inner.verify_uri, &body, deadline, Idempotency::Unsafe)?;
+        let (status, bytes) =
+            self.send(&self.inner.verify_uri, &body, deadline, Idempotency::Unsafe)?;
         wire::decode_envelope(status, &bytes)
     }
 
@@ -142,8 +147,12 @@ impl Client {
 
     fn query_until(&self, ft_token: &str, deadline: Instant) -> Result<QueryResult> {
         let body = wire::query_body(ft_token)?;
-        let (status, bytes) =
-            self.send(&self.inner.query_uri, &body, deadline, Idempotency::Idempotent)?;
+        let (status, bytes) = self.send(
+            &self.inner.query_uri,
+            &body,
+            deadline,
+            Idempotency::Idempotent,
+        )?;
         wire::decode_envelope(status, &bytes)
     }
 
@@ -153,7 +162,11 @@ impl Client {
         crate::validate::ft_token(ft_token)?;
         let start = Instant::now();
         let deadline = start + timeout;
-        let mut interval = self.inner.config.poll_interval.min(Duration::from_millis(250));
+        let mut interval = self
+            .inner
+            .config
+            .poll_interval
+            .min(Duration::from_millis(250));
         loop {
             let call_deadline = deadline.min(Instant::now() + self.inner.config.timeout);
             match self.query_until(ft_token, call_deadline) {
@@ -313,7 +326,10 @@ impl Failure {
 fn timeout_error(limit: Duration) -> Error {
     Error::new(
         ErrorKind::Timeout,
-        format!("the request did not complete within {} ms", limit.as_millis()),
+        format!(
+            "the request did not complete within {} ms",
+            limit.as_millis()
+        ),
     )
 }
 
@@ -326,10 +342,7 @@ fn classify(e: ureq::Error, limit: Duration) -> Failure {
     };
     match e {
         E::Timeout(t) => {
-            let before_send = matches!(
-                t,
-                ureq::Timeout::Resolve | ureq::Timeout::Connect
-            );
+            let before_send = matches!(t, ureq::Timeout::Resolve | ureq::Timeout::Connect);
             let error = if before_send {
                 Error::new(ErrorKind::Timeout, format!("connecting timed out ({t})"))
             } else {
@@ -378,7 +391,9 @@ fn classify(e: ureq::Error, limit: Duration) -> Failure {
 }
 
 fn backoff(attempt: u32) -> Duration {
-    let exp = BACKOFF_BASE.saturating_mul(1u32 << attempt.min(16)).min(BACKOFF_CAP);
+    let exp = BACKOFF_BASE
+        .saturating_mul(1u32 << attempt.min(16))
+        .min(BACKOFF_CAP);
     // Equal jitter: half fixed, half random, so retries of many clients spread out.
     let mut b = [0u8; 2];
     let r = if getrandom::fill(&mut b).is_ok() {
@@ -441,8 +456,14 @@ impl Resolver for LiteralResolver {
             return Ok(out);
         }
         if bare.eq_ignore_ascii_case("localhost") {
-            out.push(std::net::SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), port));
-            out.push(std::net::SocketAddr::new(std::net::Ipv6Addr::LOCALHOST.into(), port));
+            out.push(std::net::SocketAddr::new(
+                std::net::Ipv4Addr::LOCALHOST.into(),
+                port,
+            ));
+            out.push(std::net::SocketAddr::new(
+                std::net::Ipv6Addr::LOCALHOST.into(),
+                port,
+            ));
             return Ok(out);
         }
         self.fallback.resolve(uri, config, timeout)
@@ -457,7 +478,9 @@ mod tests {
     fn backoff_grows_with_jitter_and_cap() {
         for attempt in 0..20 {
             let d = backoff(attempt);
-            let exp = BACKOFF_BASE.saturating_mul(1 << attempt.min(16)).min(BACKOFF_CAP);
+            let exp = BACKOFF_BASE
+                .saturating_mul(1 << attempt.min(16))
+                .min(BACKOFF_CAP);
             assert!(d >= exp / 2 && d <= exp, "{attempt}: {d:?}");
         }
         let samples: std::collections::HashSet<_> = (0..32).map(|_| backoff(3)).collect();

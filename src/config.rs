@@ -9,7 +9,9 @@ use std::time::Duration;
 use ureq::http::Uri;
 
 use crate::error::{Error, Result};
-use crate::sign::{HmacHeaderNames, HmacSha256Signer, Secret, Signer, TokenHeaderNames, TokenSigner};
+use crate::sign::{
+    HmacHeaderNames, HmacSha256Signer, Secret, Signer, TokenHeaderNames, TokenSigner,
+};
 
 /// Default whole-call time limit.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -120,9 +122,14 @@ impl ConfigBuilder {
         let ms = |name: &str| -> Result<Option<Duration>> {
             get(name)
                 .map(|v| {
-                    v.trim().parse::<u64>().map(Duration::from_millis).map_err(|_| {
-                        Error::config(format!("{name} must be a number of milliseconds, got {v:?}"))
-                    })
+                    v.trim()
+                        .parse::<u64>()
+                        .map(Duration::from_millis)
+                        .map_err(|_| {
+                            Error::config(format!(
+                                "{name} must be a number of milliseconds, got {v:?}"
+                            ))
+                        })
                 })
                 .transpose()
         };
@@ -268,10 +275,18 @@ impl ConfigBuilder {
                 if token.is_empty() {
                     return Err(Error::config("the token is empty"));
                 }
-                if !token.expose().bytes().all(|b| b == b' ' || b.is_ascii_graphic()) {
+                if !token
+                    .expose()
+                    .bytes()
+                    .all(|b| b == b' ' || b.is_ascii_graphic())
+                {
                     return Err(Error::config("the token must be visible ASCII"));
                 }
-                Arc::new(TokenSigner::with_header_names(app_key, token, self.token_names))
+                Arc::new(TokenSigner::with_header_names(
+                    app_key,
+                    token,
+                    self.token_names,
+                ))
             }
             Some(AuthSpec::Custom(s)) => s,
         };
@@ -279,16 +294,20 @@ impl ConfigBuilder {
             return Err(Error::config("the timeout must be greater than zero"));
         }
         if self.connect_timeout.is_zero() {
-            return Err(Error::config("the connect timeout must be greater than zero"));
+            return Err(Error::config(
+                "the connect timeout must be greater than zero",
+            ));
         }
         if let Some(s) = &self.user_agent_suffix {
             if !s.bytes().all(|b| b == b' ' || b.is_ascii_graphic()) {
                 return Err(Error::config("the User-Agent suffix must be visible ASCII"));
             }
         }
-        let ca_bundle = self
-            .ca_bundle
-            .or_else(|| std::env::var_os("FOTP_CA_BUNDLE").filter(|v| !v.is_empty()).map(PathBuf::from));
+        let ca_bundle = self.ca_bundle.or_else(|| {
+            std::env::var_os("FOTP_CA_BUNDLE")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        });
         let extra_roots = match &ca_bundle {
             Some(path) => load_pem(path)?,
             None => Vec::new(),
@@ -409,10 +428,14 @@ fn parse_base_url(raw: &str, allow_insecure: bool) -> Result<BaseUrl> {
         return Err(Error::config(format!("the base URL {raw:?} has no host")));
     }
     if uri.query().is_some() {
-        return Err(Error::config(format!("the base URL {raw:?} must not have a query")));
+        return Err(Error::config(format!(
+            "the base URL {raw:?} must not have a query"
+        )));
     }
     if trimmed.contains('@') {
-        return Err(Error::config("the base URL must not carry user information"));
+        return Err(Error::config(
+            "the base URL must not carry user information",
+        ));
     }
     let loopback = is_loopback_host(host);
     match scheme {
@@ -437,9 +460,8 @@ fn parse_base_url(raw: &str, allow_insecure: bool) -> Result<BaseUrl> {
 }
 
 fn load_pem(path: &std::path::Path) -> Result<Vec<ureq::tls::Certificate<'static>>> {
-    let data = std::fs::read(path).map_err(|e| {
-        Error::config(format!("cannot read the CA bundle {}: {e}", path.display()))
-    })?;
+    let data = std::fs::read(path)
+        .map_err(|e| Error::config(format!("cannot read the CA bundle {}: {e}", path.display())))?;
     let mut certs = Vec::new();
     for item in ureq::tls::parse_pem(&data) {
         match item {
@@ -478,7 +500,10 @@ mod tests {
         assert!(cfg("http://127.5.6.7").is_ok());
         assert!(cfg("http://localhost:1/").is_ok());
         assert!(cfg("http://[::1]:80").is_ok());
-        assert_eq!(cfg("http://localhost:1/").unwrap().base_url(), "http://localhost:1");
+        assert_eq!(
+            cfg("http://localhost:1/").unwrap().base_url(),
+            "http://localhost:1"
+        );
         for bad in [
             "http://otpdev.cm253.com/otp-api",
             "http://10.0.0.1",
@@ -505,13 +530,25 @@ mod tests {
     fn credentials_required() {
         let e = Config::builder("https://x").build().unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Config);
-        let e = Config::builder("https://x").hmac_auth("", "s").build().unwrap_err();
+        let e = Config::builder("https://x")
+            .hmac_auth("", "s")
+            .build()
+            .unwrap_err();
         assert!(e.message().contains("app id"));
-        let e = Config::builder("https://x").hmac_auth("a", "").build().unwrap_err();
+        let e = Config::builder("https://x")
+            .hmac_auth("a", "")
+            .build()
+            .unwrap_err();
         assert!(e.message().contains("secret"));
-        let e = ConfigBuilder::new().hmac_auth("a", "s").build().unwrap_err();
+        let e = ConfigBuilder::new()
+            .hmac_auth("a", "s")
+            .build()
+            .unwrap_err();
         assert!(e.message().contains("base URL"));
-        let e = Config::builder("https://x").token_auth("k", "").build().unwrap_err();
+        let e = Config::builder("https://x")
+            .token_auth("k", "")
+            .build()
+            .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Config);
     }
 
@@ -548,8 +585,8 @@ mod tests {
             ("FOTP_AUTH", "basic"),
             ("FOTP_ALLOW_INSECURE_HTTP", "yes please"),
         ] {
-            let e = ConfigBuilder::from_lookup(|name| (name == k).then(|| v.to_string()))
-                .unwrap_err();
+            let e =
+                ConfigBuilder::from_lookup(|name| (name == k).then(|| v.to_string())).unwrap_err();
             assert_eq!(e.kind(), ErrorKind::Config);
             assert!(e.message().contains(k), "{e}");
         }
@@ -567,14 +604,20 @@ mod tests {
 
     #[test]
     fn user_agent() {
-        let c = Config::builder("https://x").hmac_auth("a", "s").build().unwrap();
+        let c = Config::builder("https://x")
+            .hmac_auth("a", "s")
+            .build()
+            .unwrap();
         assert_eq!(c.user_agent(), format!("fotp/{}", crate::VERSION));
         let c = Config::builder("https://x")
             .hmac_auth("a", "s")
             .user_agent_suffix("python/3.11")
             .build()
             .unwrap();
-        assert_eq!(c.user_agent(), format!("fotp/{} python/3.11", crate::VERSION));
+        assert_eq!(
+            c.user_agent(),
+            format!("fotp/{} python/3.11", crate::VERSION)
+        );
     }
 
     #[test]

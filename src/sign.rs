@@ -350,8 +350,12 @@ mod tests {
                 v.body.as_bytes(),
             );
             assert_eq!(got, v.sign, "vector {}", v.app_id);
-            let signer = HmacSha256Signer::new(v.app_id.clone(), &Secret::new(v.app_secret.clone()));
-            assert_eq!(signer.signature(&v.timestamp, &v.nonce, v.body.as_bytes()), v.sign);
+            let signer =
+                HmacSha256Signer::new(v.app_id.clone(), &Secret::new(v.app_secret.clone()));
+            assert_eq!(
+                signer.signature(&v.timestamp, &v.nonce, v.body.as_bytes()),
+                v.sign
+            );
             assert!(hmac_sha256_verify(
                 v.app_secret.as_bytes(),
                 &v.app_id,
@@ -396,8 +400,12 @@ mod tests {
         assert_ne!(a[2].1, b[2].1, "nonce must change per request");
         let nonce = &a[2].1;
         assert_eq!(nonce.len(), 32);
-        assert!(nonce.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)));
-        assert!(hmac_sha256_verify(b"k", "app", &a[1].1, &a[2].1, b"{}", &a[3].1));
+        assert!(nonce
+            .bytes()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)));
+        assert!(hmac_sha256_verify(
+            b"k", "app", &a[1].1, &a[2].1, b"{}", &a[3].1
+        ));
     }
 
     #[test]

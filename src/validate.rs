@@ -100,6 +100,9 @@ mod tests {
         field_err(ft_token("a b"), "ftToken");
         field_err(ft_token("tök"), "ftToken");
         let secretish = "x\u{1}secret-token-value";
-        assert!(!ft_token(secretish).unwrap_err().message().contains("secret-token"));
+        assert!(!ft_token(secretish)
+            .unwrap_err()
+            .message()
+            .contains("secret-token"));
     }
 }

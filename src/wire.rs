@@ -168,7 +168,14 @@ pub struct QueryResult {
 
 impl<'de> Deserialize<'de> for QueryResult {
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        const NAMES: [&str; 6] = ["status", "mobile", "sender", "sendTime", "code", "deliverTime"];
+        const NAMES: [&str; 6] = [
+            "status",
+            "mobile",
+            "sender",
+            "sendTime",
+            "code",
+            "deliverTime",
+        ];
         let [status, mobile, sender, send_time, code, deliver_time] =
             d.deserialize_map(StrFields::new(&NAMES))?;
         let raw_status = status
@@ -208,7 +215,10 @@ impl<'de, const N: usize> Visitor<'de> for StrFields<N> {
         f.write_str("a JSON object")
     }
 
-    fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> std::result::Result<Self::Value, A::Error> {
+    fn visit_map<A: de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<Self::Value, A::Error> {
         let mut out: [Option<Cow<'de, str>>; N] = std::array::from_fn(|_| None);
         let mut seen = [false; N];
         while let Some(key) = map.next_key::<Cow<'de, str>>()? {
@@ -286,10 +296,10 @@ pub fn decode_envelope<T: for<'de> Deserialize<'de>>(http_status: u16, body: &[u
     let env: Envelope<'_> = match serde_json::from_slice(body) {
         Ok(env) => env,
         Err(e) if ok_status => {
-            return Err(Error::decode(format!(
-                "the response is not a valid envelope: {e}"
-            ))
-            .with_http_status(http_status))
+            return Err(
+                Error::decode(format!("the response is not a valid envelope: {e}"))
+                    .with_http_status(http_status),
+            )
         }
         Err(_) => {
             return Err(Error::new(
@@ -301,7 +311,11 @@ pub fn decode_envelope<T: for<'de> Deserialize<'de>>(http_status: u16, body: &[u
     };
     if env.code != SUCCESS_CODE || !ok_status {
         let message = env.message.unwrap_or(Cow::Borrowed("(no message)"));
-        return Err(Error::api(env.code.into_owned(), message.into_owned(), http_status));
+        return Err(Error::api(
+            env.code.into_owned(),
+            message.into_owned(),
+            http_status,
+        ));
     }
     let data = env.data.filter(|d| d.get() != "null").ok_or_else(|| {
         Error::decode("the response envelope has no data").with_http_status(http_status)
@@ -397,7 +411,10 @@ mod tests {
             query_body("44cadc6071214b968b3b3bb1cb5a6c24").unwrap(),
             br#"{"ftToken":"44cadc6071214b968b3b3bb1cb5a6c24"}"#
         );
-        assert_eq!(query_body("").unwrap_err().kind(), ErrorKind::InvalidArgument);
+        assert_eq!(
+            query_body("").unwrap_err().kind(),
+            ErrorKind::InvalidArgument
+        );
     }
 
     #[test]
@@ -407,7 +424,9 @@ mod tests {
         assert_eq!(v.ft_token, "200e96b6a8bf8ed8c3de194cf14b342f");
         assert_eq!(v.message_id, "393801984179642368");
         assert_eq!(v.code, "3872");
-        assert!(v.url.ends_with("/flash/opt/redirect/200e96b6a8bf8ed8c3de194cf14b342f"));
+        assert!(v
+            .url
+            .ends_with("/flash/opt/redirect/200e96b6a8bf8ed8c3de194cf14b342f"));
     }
 
     #[test]
@@ -426,17 +445,29 @@ mod tests {
     #[test]
     fn query_status_variants() {
         let q = |data: &str| -> Result<QueryResult> {
-            decode_envelope(200, format!(r#"{{"code":"000000","data":{data}}}"#).as_bytes())
+            decode_envelope(
+                200,
+                format!(r#"{{"code":"000000","data":{data}}}"#).as_bytes(),
+            )
         };
         assert_eq!(q(r#"{"status":0}"#).unwrap().status, Status::Processing);
-        assert_eq!(q(r#"{"status":"1","mobile":null}"#).unwrap().status, Status::Failed);
+        assert_eq!(
+            q(r#"{"status":"1","mobile":null}"#).unwrap().status,
+            Status::Failed
+        );
         let odd = q(r#"{"status":"7"}"#).unwrap();
-        assert_eq!((odd.status, odd.raw_status.as_str()), (Status::Unknown, "7"));
+        assert_eq!(
+            (odd.status, odd.raw_status.as_str()),
+            (Status::Unknown, "7")
+        );
         assert_eq!(q(r#"{"status":-3}"#).unwrap().raw_status, "-3");
         for bad in [r#"{}"#, r#"{"status":true}"#, r#"{"status":1.5}"#, r#"[]"#] {
             assert_eq!(q(bad).unwrap_err().kind(), ErrorKind::Decode, "{bad}");
         }
-        assert!(q(r#"{"mobile":"1"}"#).unwrap_err().message().contains("status"));
+        assert!(q(r#"{"mobile":"1"}"#)
+            .unwrap_err()
+            .message()
+            .contains("status"));
     }
 
     #[test]

@@ -42,6 +42,12 @@ pub enum Reply {
     CutMidBody(Vec<u8>),
     /// A 200 with a body of `n` bytes of JSON-looking filler, streamed.
     Huge(usize),
+    /// A 200 whose headers arrive and whose body never does.
+    HeadersThenSilence,
+    /// A 200 with a chunked body that never ends.
+    Endless,
+    /// A 200 that declares `Content-Length: declared` and sends `body`.
+    WrongLength(usize, Vec<u8>),
 }
 
 impl Reply {
@@ -82,6 +88,74 @@ impl Server {
         }
     }
 
+    /// Like [`Server::start`], over TLS with a certificate for `localhost` issued by a fresh CA
+    /// whose PEM is returned.
+    pub fn start_tls(
+        script: impl Fn(usize, &Recorded) -> Reply + Send + Sync + 'static,
+    ) -> (Server, String) {
+        use hyper_util::rt::{TokioExecutor, TokioIo};
+        use hyper_util::service::TowerToHyperService;
+
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = rcgen::Issuer::new(ca_params, ca_key);
+        let leaf_key = rcgen::KeyPair::generate().unwrap();
+        let leaf = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+            .unwrap()
+            .signed_by(&leaf_key, &issuer)
+            .unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let tls = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![leaf.der().clone()],
+                rustls::pki_types::PrivateKeyDer::try_from(leaf_key.serialize_der()).unwrap(),
+            )
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let state: Shared = (requests.clone(), Arc::new(script));
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = Router::new().fallback(handle).with_state(state);
+        runtime.spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    return;
+                };
+                let acceptor = acceptor.clone();
+                let app = app.clone();
+                tokio::spawn(async move {
+                    // A client that refuses the certificate ends the handshake: not an error here.
+                    let Ok(stream) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), TowerToHyperService::new(app))
+                        .await;
+                });
+            }
+        });
+        let server = Server {
+            addr,
+            requests,
+            _runtime: runtime,
+        };
+        (server, ca_cert.pem())
+    }
+
     /// Answers every request with the same JSON body.
     pub fn always(status: u16, body: &'static str) -> Server {
         Server::start(move |_, _| Reply::json(status, body))
@@ -100,10 +174,7 @@ impl Server {
     }
 }
 
-async fn handle(
-    State((requests, script)): State<Shared>,
-    req: Request,
-) -> Response {
+async fn handle(State((requests, script)): State<Shared>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let body = axum::body::to_bytes(body, 1 << 20).await.unwrap().to_vec();
     let rec = Recorded {
@@ -162,6 +233,26 @@ async fn render(mut reply: Reply) -> Response {
                 resp.headers_mut().insert(
                     "content-length",
                     HeaderValue::from_str(&bytes.len().to_string()).unwrap(),
+                );
+                return resp;
+            }
+            Reply::HeadersThenSilence => {
+                let stream = futures_util::stream::pending::<Result<Bytes, std::io::Error>>();
+                return Response::new(Body::from_stream(stream));
+            }
+            Reply::Endless => {
+                let stream = futures_util::stream::repeat_with(|| {
+                    Ok::<_, std::io::Error>(Bytes::from_static(&[b' '; 16 * 1024]))
+                });
+                return Response::new(Body::from_stream(stream));
+            }
+            Reply::WrongLength(declared, body) => {
+                let stream =
+                    futures_util::stream::iter(vec![Ok::<_, std::io::Error>(Bytes::from(body))]);
+                let mut resp = Response::new(Body::from_stream(stream));
+                resp.headers_mut().insert(
+                    "content-length",
+                    HeaderValue::from_str(&declared.to_string()).unwrap(),
                 );
                 return resp;
             }

@@ -1,0 +1,182 @@
+//! `fotp demo`: the whole flow on loopback, in-process, with no configuration.
+
+use std::sync::mpsc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::post;
+use axum::Router;
+use fotp::{Client, Config, Error, ErrorKind, VerifyRequest};
+use fotp_cli::sandbox::{self, Sandbox, Template};
+
+const MOBILE: &str = "8613800138000";
+
+fn internal(what: &str, e: impl std::fmt::Display) -> Error {
+    Error::new(ErrorKind::Internal, format!("{what}: {e}"))
+}
+
+pub fn run() -> Result<std::process::ExitCode, Error> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| internal("cannot start the runtime", e))?;
+
+    // The app's push endpoint: parse with the core, answer the ACK, hand the callback over.
+    let (cb_tx, cb_rx) = mpsc::channel::<fotp::Callback>();
+    let receiver = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .map_err(|e| internal("cannot open the callback receiver", e))?;
+    let receiver_addr = receiver.local_addr().map_err(|e| internal("receiver", e))?;
+    let app = Router::new().route(
+        "/callback",
+        post(move |body: Bytes| {
+            let tx = cb_tx.clone();
+            async move {
+                match fotp::parse_callback(&body) {
+                    Ok(cb) => {
+                        let _ = tx.send(cb);
+                        (
+                            StatusCode::OK,
+                            [(header::CONTENT_TYPE, "application/json")],
+                            fotp::CALLBACK_ACK,
+                        )
+                            .into_response()
+                    }
+                    Err(e) => (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+                }
+            }
+        }),
+    );
+    runtime.spawn(async move {
+        let _ = axum::serve(receiver, app).await;
+    });
+    let callback_url = format!("http://{receiver_addr}/callback");
+
+    let sb = runtime
+        .block_on(Sandbox::start(sandbox::Options {
+            templates: vec![Template {
+                ft_id: sandbox::DEFAULT_FT_ID.into(),
+                callback_url: Some(callback_url.clone()),
+            }],
+            ..Default::default()
+        }))
+        .map_err(|e| internal("cannot start the sandbox", e))?;
+    let base = sb.base_url().to_owned();
+
+    println!("fotp demo: Flash OTP from start to finish, all on this machine");
+    println!("(no configuration, no network: a sandbox and a callback receiver run in-process)\n");
+    println!("  platform (sandbox)   {base}");
+    println!("  your push endpoint   {callback_url}\n");
+
+    let client = Client::new(
+        Config::builder(&base)
+            .hmac_auth(sandbox::DEFAULT_APP_ID, sandbox::DEFAULT_APP_SECRET)
+            .user_agent_suffix("cli-demo")
+            .build()?,
+    )?;
+
+    println!(
+        "1. Your backend calls verify for template {}",
+        sandbox::DEFAULT_FT_ID
+    );
+    let v = client.verify(&VerifyRequest::new(sandbox::DEFAULT_FT_ID))?;
+    println!("   ✓ link      {}", v.url);
+    println!("     ftToken   {}", v.ft_token);
+    println!("     code      {}", v.code);
+    println!("   You show the link to the user (or this QR code, scanned by the phone):\n");
+    if let Ok(qr) = crate::output::qr(&v.url) {
+        for line in qr.lines() {
+            println!("     {line}");
+        }
+    }
+
+    let content = format!("[fotp sandbox] My verification code is {}", v.code);
+    println!(
+        "2. The user opens it; the phone sends the prepared SMS to {}:",
+        sandbox::DEFAULT_SENDER
+    );
+    println!("   \"{content}\"  (from {MOBILE})");
+    uplink(&base, &v.ft_token, &content)?;
+    println!("   ✓ the platform received it\n");
+
+    println!("3. Push mode: the platform POSTs the result to your callback address");
+    let cb = cb_rx
+        .recv_timeout(Duration::from_secs(15))
+        .map_err(|_| Error::new(ErrorKind::Timeout, "no callback arrived within 15 s"))?;
+    println!(
+        "   ✓ callback   mobile {}, code {}, sent {} (answered {})",
+        cb.mobile,
+        cb.code,
+        cb.send_time,
+        fotp::CALLBACK_ACK
+    );
+    let confirmed = client.confirm_callback(&cb, &v.ft_token)?;
+    println!(
+        "   {} confirmed with a query (status, code and mobile match)\n",
+        if confirmed { "✓" } else { "✗ NOT" }
+    );
+
+    println!("4. Pull mode: your backend waits for the result (query until final)");
+    let r = client.wait(&v.ft_token, Duration::from_secs(15))?;
+    println!(
+        "   ✓ status {} ({}), mobile {}, code {}\n",
+        r.raw_status,
+        if r.status == fotp::Status::Success {
+            "success"
+        } else {
+            "not success"
+        },
+        r.mobile.as_deref().unwrap_or("-"),
+        r.code.as_deref().unwrap_or("-")
+    );
+
+    println!("Done. Next: run the sandbox yourself and point any fotp client at it:");
+    println!(
+        "   fotp sandbox        # push mode: add --template 2=http://127.0.0.1:8080/fotp/callback"
+    );
+    println!("   export FOTP_BASE_URL=http://127.0.0.1:8788 FOTP_APP_ID=sandbox FOTP_APP_SECRET=sandbox-secret");
+    println!("   fotp verify --ft-id 2 --qr      # then open the link, press Send, and:");
+    println!("   fotp wait <ftToken>");
+
+    drop(sb);
+    runtime.shutdown_timeout(Duration::from_millis(500));
+    if confirmed && r.status == fotp::Status::Success {
+        Ok(std::process::ExitCode::SUCCESS)
+    } else {
+        Err(Error::new(
+            ErrorKind::Internal,
+            "the demo flow did not end in success",
+        ))
+    }
+}
+
+/// Simulates the user's SMS through the sandbox's `POST /sandbox/uplink`.
+fn uplink(base: &str, token: &str, content: &str) -> Result<(), Error> {
+    let body = serde_json::json!({"ftToken": token, "mobile": MOBILE, "content": content});
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .proxy(None)
+        .timeout_global(Some(Duration::from_secs(10)))
+        .build()
+        .into();
+    let mut resp = agent
+        .post(format!("{base}/sandbox/uplink"))
+        .header("Content-Type", "application/json")
+        .send(body.to_string())
+        .map_err(|e| Error::new(ErrorKind::Network, format!("uplink failed: {e}")))?;
+    let text = resp
+        .body_mut()
+        .read_to_string()
+        .map_err(|e| Error::new(ErrorKind::Network, format!("uplink failed: {e}")))?;
+    let doc: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| Error::new(ErrorKind::Decode, format!("uplink answer: {e}")))?;
+    if doc["code"] != "000000" {
+        return Err(Error::new(
+            ErrorKind::Api,
+            format!("uplink refused: {text}"),
+        ));
+    }
+    Ok(())
+}

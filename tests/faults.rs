@@ -195,3 +195,17 @@ fn secrets_never_appear_in_errors() {
         .unwrap_err();
     assert!(!format!("{e} {e:?}").contains(SECRET));
 }
+
+#[test]
+fn redirects_are_not_followed() {
+    // Following a redirect could downgrade to plain HTTP or leak the signed request elsewhere.
+    let target = Server::always(200, QUERY_OK);
+    let location = format!("{}/elsewhere", target.url());
+    let server = Server::start(move |_, _| {
+        Reply::Full(302, vec![("location", location.clone())], Vec::new())
+    });
+    let client = client_for(&server, |b| b);
+    let e = client.query(TOKEN).unwrap_err();
+    assert_eq!((e.kind(), e.http_status()), (ErrorKind::HttpStatus, 302));
+    assert_eq!(target.count(), 0);
+}

@@ -258,7 +258,22 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/sandbox/sessions", get(sessions))
         .route("/sandbox/clock", post(clock))
         .layer(DefaultBodyLimit::max(64 * 1024))
+        .layer(axum::middleware::map_response(private_headers))
         .with_state(shared)
+}
+
+/// Pages and answers carry codes and tokens: keep them out of caches and `Referer` headers.
+async fn private_headers(mut resp: Response) -> Response {
+    let h = resp.headers_mut();
+    h.insert(
+        axum::http::header::REFERRER_POLICY,
+        axum::http::HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    resp
 }
 
 /// The success envelope.

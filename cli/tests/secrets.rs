@@ -60,7 +60,8 @@ fn no_secret_in_any_output() {
             ("FOTP_RETRIES", "0".into()),
         ]
     };
-    let cases: Vec<(&str, Vec<(&str, String)>, Vec<&str>)> = vec![
+    type Case<'a> = (&'a str, Vec<(&'a str, String)>, Vec<&'a str>);
+    let cases: Vec<Case> = vec![
         (
             "refused signature",
             hmac(&base),

@@ -1,0 +1,217 @@
+//! `fotp_client`: verify, query, wait and callback confirmation.
+
+use std::ffi::c_char;
+use std::time::Duration;
+
+use super::{
+    boundary, fotp_callback, fotp_config, fotp_error, fotp_query_result, fotp_verification,
+    free_box, try_opt_str, try_out, try_ref, try_str, FfiResult,
+};
+use crate::client::Client;
+use crate::error::{Error, ErrorKind};
+use crate::wire::VerifyRequest;
+
+/// A client of the Flash OTP platform, holding a connection pool.
+///
+/// Created by fotp_client_new(), owned by the caller, freed with fotp_client_free() (after
+/// every call using it has returned). Thread-safe: one client may be used by many threads at
+/// once.
+pub struct fotp_client {
+    client: Client,
+}
+
+impl fotp_client {
+    /// The core client, for the tracker's functions (src/ffi/tracker.rs).
+    pub(crate) fn client(&self) -> &Client {
+        &self.client
+    }
+}
+
+fn write_out<T>(out: *mut *mut T, value: T) {
+    // SAFETY: callers checked `out` with try_out(); the C caller provides a writable pointer.
+    unsafe { out.write(Box::into_raw(Box::new(value))) }
+}
+
+/// Builds a client from `c`: checks the base URL, credentials and limits. Nothing is sent on
+/// the network.
+///
+/// `c` is not consumed (free it when convenient; the client keeps its own copy). On success
+/// writes a new client to `*out` (owned by the caller, free with fotp_client_free()) and
+/// returns NULL. Errors: FOTP_ERROR_CONFIG (missing base URL or credentials, insecure URL,
+/// zero time limit, unreadable CA bundle), FOTP_ERROR_INVALID_ARGUMENT (NULL argument).
+/// `*out` is untouched on failure. Thread-safe as long as `c` is not being changed.
+#[no_mangle]
+pub unsafe extern "C" fn fotp_client_new(
+    c: *const fotp_config,
+    out: *mut *mut fotp_client,
+) -> *mut fotp_error {
+    boundary(|| -> FfiResult {
+        // SAFETY: NULL or a live config (caller's contract).
+        let c = unsafe { try_ref(c, "c")? };
+        let out = try_out(out, "out")?;
+        let client = Client::new(c.builder().clone().build()?)?;
+        write_out(out, fotp_client { client });
+        Ok(())
+    })
+}
+
+/// A new client sharing `client`'s connection pool and settings, with another time limit per
+/// call of `timeout_ms` milliseconds (> 0). Bindings use it to apply a caller's deadline.
+///
+/// On success writes the new client to `*out` (owned by the caller, free with
+/// fotp_client_free(), independently of `client`) and returns NULL. A NULL argument or
+/// `timeout_ms` == 0 is FOTP_ERROR_INVALID_ARGUMENT. `*out` is untouched on failure.
+/// Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn fotp_client_with_timeout(
+    client: *const fotp_client,
+    timeout_ms: u32,
+    out: *mut *mut fotp_client,
+) -> *mut fotp_error {
+    boundary(|| -> FfiResult {
+        // SAFETY: NULL or a live client (caller's contract).
+        let client = unsafe { try_ref(client, "client")? };
+        let out = try_out(out, "out")?;
+        if timeout_ms == 0 {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                "argument `timeout_ms` must be greater than 0",
+            ));
+        }
+        let client = client
+            .client
+            .with_timeout(Duration::from_millis(timeout_ms.into()));
+        write_out(out, fotp_client { client });
+        Ok(())
+    })
+}
+
+/// Frees a client. NULL is a no-op. No call may be using `client` any more; clients made by
+/// fotp_client_with_timeout() stay valid.
+#[no_mangle]
+pub unsafe extern "C" fn fotp_client_free(client: *mut fotp_client) {
+    boundary(|| {
+        // SAFETY: NULL or a client from this library not yet freed (caller's contract).
+        unsafe { free_box(client) }
+    })
+}
+
+/// Starts a verification with template `ft_id`: the platform answers with the link to open on
+/// the phone, a token and the code.
+///
+/// `code` may be NULL (the platform picks one) or 4-6 ASCII digits; `validity_minutes` is 1-10,
+/// or 0 for the platform's default (5). The input is checked before anything is sent. Blocks
+/// for at most the client's time limit; verify is retried only when the request surely never
+/// reached the server. On success writes a new verification to `*out` (owned by the caller,
+/// free with fotp_verification_free()) and returns NULL; `*out` is untouched on failure.
+/// Errors: INVALID_ARGUMENT, NETWORK, TIMEOUT, HTTP_STATUS, API, DECODE. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn fotp_verify(
+    client: *const fotp_client,
+    ft_id: *const c_char,
+    code: *const c_char,
+    validity_minutes: u32,
+    out: *mut *mut fotp_verification,
+) -> *mut fotp_error {
+    boundary(|| -> FfiResult {
+        // SAFETY: NULL or live objects and strings (caller's contract).
+        let (client, ft_id, code) = unsafe {
+            (
+                try_ref(client, "client")?,
+                try_str(ft_id, "ft_id")?,
+                try_opt_str(code, "code")?,
+            )
+        };
+        let out = try_out(out, "out")?;
+        let mut req = VerifyRequest::new(ft_id);
+        if let Some(code) = code {
+            req = req.code(code);
+        }
+        if validity_minutes != 0 {
+            req = req.validity_minutes(validity_minutes);
+        }
+        let v = fotp_verification::new(client.client.verify(&req)?)?;
+        write_out(out, v);
+        Ok(())
+    })
+}
+
+/// Pulls the result of the verification `ft_token` (1-128 visible ASCII characters) once.
+///
+/// Blocks for at most the client's time limit (retried on network errors, time-outs, HTTP 429
+/// and 5xx). On success writes a new result to `*out` (owned by the caller, free with
+/// fotp_query_result_free()) and returns NULL; `*out` is untouched on failure. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn fotp_query(
+    client: *const fotp_client,
+    ft_token: *const c_char,
+    out: *mut *mut fotp_query_result,
+) -> *mut fotp_error {
+    boundary(|| -> FfiResult {
+        // SAFETY: NULL or live objects and strings (caller's contract).
+        let (client, ft_token) =
+            unsafe { (try_ref(client, "client")?, try_str(ft_token, "ft_token")?) };
+        let out = try_out(out, "out")?;
+        let r = fotp_query_result::new(client.client.query(ft_token)?)?;
+        write_out(out, r);
+        Ok(())
+    })
+}
+
+/// Polls query until the status of `ft_token` is no longer "processing" (success, failed or
+/// an unknown value), or `timeout_ms` milliseconds pass: then a FOTP_ERROR_TIMEOUT error. The
+/// limit bounds the whole wait, a query in flight included (0 times out at once); transient
+/// network errors are retried within it, and each query also keeps to the client's time limit.
+///
+/// On success writes a new result to `*out` (owned by the caller, free with
+/// fotp_query_result_free()) and returns NULL; `*out` is untouched on failure. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn fotp_wait(
+    client: *const fotp_client,
+    ft_token: *const c_char,
+    timeout_ms: u32,
+    out: *mut *mut fotp_query_result,
+) -> *mut fotp_error {
+    boundary(|| -> FfiResult {
+        // SAFETY: NULL or live objects and strings (caller's contract).
+        let (client, ft_token) =
+            unsafe { (try_ref(client, "client")?, try_str(ft_token, "ft_token")?) };
+        let out = try_out(out, "out")?;
+        let r = client
+            .client
+            .wait(ft_token, Duration::from_millis(timeout_ms.into()))?;
+        write_out(out, fotp_query_result::new(r)?);
+        Ok(())
+    })
+}
+
+/// Cross-checks a callback with the platform before trusting it (a callback carries no
+/// signature): queries `ft_token` and compares the status (must be success), the code and the
+/// mobile number.
+///
+/// On success writes to `*confirmed` (true when everything matches, false when anything
+/// differs) and returns NULL. Errors are only for failed queries or bad arguments;
+/// `*confirmed` is untouched then. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn fotp_confirm_callback(
+    client: *const fotp_client,
+    cb: *const fotp_callback,
+    ft_token: *const c_char,
+    confirmed: *mut bool,
+) -> *mut fotp_error {
+    boundary(|| -> FfiResult {
+        // SAFETY: NULL or live objects and strings (caller's contract).
+        let (client, cb, ft_token) = unsafe {
+            (
+                try_ref(client, "client")?,
+                try_ref(cb, "cb")?,
+                try_str(ft_token, "ft_token")?,
+            )
+        };
+        let confirmed = try_out(confirmed, "confirmed")?;
+        let ok = client.client.confirm_callback(cb.callback(), ft_token)?;
+        // SAFETY: checked non-NULL; the caller provides a writable pointer.
+        unsafe { confirmed.write(ok) };
+        Ok(())
+    })
+}

@@ -1,0 +1,528 @@
+/*
+ * Calls every function of include/fotp.h, NULL arguments included, and checks the results.
+ * Exits non-zero at the first failed check. Run by scripts/test-c.sh (under valgrind):
+ *
+ *   test_abi CALLBACK_JSON_FILE
+ *
+ * The network part runs against the sandbox named by FOTP_BASE_URL / FOTP_APP_ID /
+ * FOTP_APP_SECRET and simulates the user's SMS with curl (POST /sandbox/uplink); it is skipped
+ * only when FOTP_BASE_URL is unset.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fotp.h"
+
+static int checks;
+
+static void fail(int line, const char *what) {
+    fprintf(stderr, "test_abi.c:%d: check failed: %s\n", line, what);
+    exit(1);
+}
+
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        checks++;                                                                                  \
+        if (!(cond)) fail(__LINE__, #cond);                                                        \
+    } while (0)
+
+static int streq(const char *a, const char *b) { return a != NULL && b != NULL && !strcmp(a, b); }
+static int contains(const char *s, const char *needle) { return s != NULL && strstr(s, needle); }
+
+/* Success expected: on an error, print it and stop. */
+static void ok_at(fotp_error *e, int line) {
+    checks++;
+    if (e != NULL) {
+        fprintf(stderr, "test_abi.c:%d: unexpected error (kind %d): %s\n", line, fotp_error_kind(e),
+                fotp_error_message(e));
+        fotp_error_free(e);
+        exit(1);
+    }
+}
+#define OK(e) ok_at((e), __LINE__)
+
+/* An error of `kind` whose message contains `needle` expected; frees it. */
+static void err_at(fotp_error *e, int kind, const char *needle, int line) {
+    checks++;
+    if (e == NULL) fail(line, "expected an error, got success");
+    if (fotp_error_kind(e) != kind || !contains(fotp_error_message(e), needle)) {
+        fprintf(stderr, "test_abi.c:%d: expected kind %d containing \"%s\", got kind %d: %s\n", line,
+                kind, needle, fotp_error_kind(e), fotp_error_message(e));
+        exit(1);
+    }
+    if (kind != FOTP_ERROR_API && fotp_error_api_code(e) != NULL) fail(line, "api code on non-api");
+    fotp_error_free(e);
+}
+#define ERR(e, kind, needle) err_at((e), (kind), (needle), __LINE__)
+#define INVALID(e, arg) err_at((e), FOTP_ERROR_INVALID_ARGUMENT, "`" arg "`", __LINE__)
+
+/* A non-NULL pointer that a failed call must leave in its out-parameter. */
+static char sentinel_byte;
+#define SENTINEL(T) ((T *)(void *)&sentinel_byte)
+
+static const char BAD_UTF8[] = "\xff\xfe";
+
+static void test_static_strings_and_constants(void) {
+    char version[32];
+    sprintf(version, "%d.%d.%d", FOTP_VERSION_MAJOR, FOTP_VERSION_MINOR, FOTP_VERSION_PATCH);
+    CHECK(streq(fotp_version(), FOTP_VERSION));
+    CHECK(streq(fotp_version(), version));
+    CHECK(fotp_version() == fotp_version()); /* static */
+    CHECK(streq(fotp_callback_ack(), "{\"code\":\"0\"}"));
+    CHECK(FOTP_STATUS_PROCESSING == 0 && FOTP_STATUS_FAILED == 1 && FOTP_STATUS_SUCCESS == 2);
+    CHECK(FOTP_STATUS_UNKNOWN == 255);
+    CHECK(FOTP_ERROR_INVALID_ARGUMENT == 1 && FOTP_ERROR_CONFIG == 2 && FOTP_ERROR_NETWORK == 3);
+    CHECK(FOTP_ERROR_TIMEOUT == 4 && FOTP_ERROR_HTTP_STATUS == 5 && FOTP_ERROR_API == 6);
+    CHECK(FOTP_ERROR_DECODE == 7 && FOTP_ERROR_EXHAUSTED == 8 && FOTP_ERROR_INTERNAL == 99);
+}
+
+static void test_null_handling(void) {
+    const char *out[8];
+    int i;
+    for (i = 0; i < 8; i++) out[i] = &sentinel_byte;
+
+    CHECK(fotp_error_kind(NULL) == 0);
+    CHECK(fotp_error_message(NULL) != NULL && strlen(fotp_error_message(NULL)) > 0);
+    CHECK(fotp_error_api_code(NULL) == NULL);
+    CHECK(fotp_error_http_status(NULL) == 0);
+
+    CHECK(fotp_verification_url(NULL) == NULL);
+    CHECK(fotp_verification_ft_token(NULL) == NULL);
+    CHECK(fotp_verification_message_id(NULL) == NULL);
+    CHECK(fotp_verification_code(NULL) == NULL);
+    CHECK(fotp_verification_fields(NULL, out, 8) == 0);
+
+    CHECK(fotp_query_result_status(NULL) == FOTP_STATUS_UNKNOWN);
+    CHECK(fotp_query_result_raw_status(NULL) == NULL);
+    CHECK(fotp_query_result_mobile(NULL) == NULL);
+    CHECK(fotp_query_result_sender(NULL) == NULL);
+    CHECK(fotp_query_result_send_time(NULL) == NULL);
+    CHECK(fotp_query_result_code(NULL) == NULL);
+    CHECK(fotp_query_result_deliver_time(NULL) == NULL);
+    CHECK(fotp_query_result_fields(NULL, out, 8) == 0);
+
+    CHECK(fotp_callback_mobile(NULL) == NULL);
+    CHECK(fotp_callback_sender(NULL) == NULL);
+    CHECK(fotp_callback_send_time(NULL) == NULL);
+    CHECK(fotp_callback_code(NULL) == NULL);
+    CHECK(fotp_callback_content(NULL) == NULL);
+    CHECK(fotp_callback_deliver_time(NULL) == NULL);
+    CHECK(fotp_callback_err(NULL) == NULL);
+    CHECK(fotp_callback_fields(NULL, out, 8) == 0);
+    for (i = 0; i < 8; i++) CHECK(out[i] == &sentinel_byte);
+
+    fotp_config_set_timeout_ms(NULL, 1);
+    fotp_config_set_connect_timeout_ms(NULL, 1);
+    fotp_config_set_retries(NULL, 1);
+    fotp_config_set_allow_insecure_http(NULL, true);
+
+    fotp_error_free(NULL);
+    fotp_config_free(NULL);
+    fotp_client_free(NULL);
+    fotp_verification_free(NULL);
+    fotp_query_result_free(NULL);
+    fotp_callback_free(NULL);
+}
+
+static void test_config(void) {
+    fotp_config *c = fotp_config_new();
+    fotp_config *from_env = SENTINEL(fotp_config);
+    fotp_client *client = SENTINEL(fotp_client);
+    fotp_error *e;
+    char *saved = NULL;
+    CHECK(c != NULL);
+
+    INVALID(fotp_config_set_base_url(NULL, "https://x"), "c");
+    INVALID(fotp_config_set_base_url(c, NULL), "url");
+    INVALID(fotp_config_set_base_url(c, BAD_UTF8), "url");
+    INVALID(fotp_config_set_hmac_auth(NULL, "a", "s"), "c");
+    INVALID(fotp_config_set_hmac_auth(c, NULL, "s"), "app_id");
+    INVALID(fotp_config_set_hmac_auth(c, "a", NULL), "app_secret");
+    INVALID(fotp_config_set_hmac_auth(c, BAD_UTF8, "s"), "app_id");
+    INVALID(fotp_config_set_token_auth(NULL, "k", "t"), "c");
+    INVALID(fotp_config_set_token_auth(c, NULL, "t"), "app_key");
+    INVALID(fotp_config_set_token_auth(c, "k", BAD_UTF8), "token");
+    INVALID(fotp_config_set_user_agent_suffix(NULL, "c99"), "c");
+    INVALID(fotp_config_set_user_agent_suffix(c, NULL), "suffix");
+    INVALID(fotp_config_from_env(NULL), "out");
+    INVALID(fotp_client_new(NULL, &client), "c");
+    INVALID(fotp_client_new(c, NULL), "out");
+
+    /* The failed setters changed nothing: the base URL is still missing. */
+    ERR(fotp_client_new(c, &client), FOTP_ERROR_CONFIG, "base URL");
+    OK(fotp_config_set_base_url(c, "https://otp.example.com/otp-api"));
+    ERR(fotp_client_new(c, &client), FOTP_ERROR_CONFIG, "no credentials");
+    OK(fotp_config_set_hmac_auth(c, "app", "hunter2-secret"));
+    OK(fotp_config_set_base_url(c, "http://otp.example.com/otp-api"));
+    e = fotp_client_new(c, &client);
+    CHECK(fotp_error_kind(e) == FOTP_ERROR_CONFIG);
+    CHECK(contains(fotp_error_message(e), "plain HTTP"));
+    CHECK(!contains(fotp_error_message(e), "hunter2"));
+    CHECK(fotp_error_http_status(e) == 0 && fotp_error_api_code(e) == NULL);
+    fotp_error_free(e);
+    CHECK(client == SENTINEL(fotp_client));
+
+    fotp_config_set_allow_insecure_http(c, true);
+    fotp_config_set_timeout_ms(c, 0);
+    ERR(fotp_client_new(c, &client), FOTP_ERROR_CONFIG, "timeout");
+    fotp_config_set_timeout_ms(c, 2000);
+    fotp_config_set_connect_timeout_ms(c, 0);
+    ERR(fotp_client_new(c, &client), FOTP_ERROR_CONFIG, "connect timeout");
+    fotp_config_set_connect_timeout_ms(c, 500);
+    fotp_config_set_retries(c, 0);
+    OK(fotp_config_set_user_agent_suffix(c, "bad\tsuffix"));
+    ERR(fotp_client_new(c, &client), FOTP_ERROR_CONFIG, "User-Agent");
+    OK(fotp_config_set_user_agent_suffix(c, "c-test/1"));
+    OK(fotp_client_new(c, &client));
+    CHECK(client != NULL && client != SENTINEL(fotp_client));
+    fotp_client_free(client);
+
+    OK(fotp_config_set_token_auth(c, "key", ""));
+    ERR(fotp_client_new(c, &client), FOTP_ERROR_CONFIG, "token");
+    OK(fotp_config_set_token_auth(c, "key", "tok"));
+    OK(fotp_client_new(c, &client));
+    fotp_config_free(c); /* the client does not depend on its config */
+    fotp_client_free(client);
+
+    /* A FOTP_* variable that does not parse is a config error naming it. */
+    if (getenv("FOTP_RETRIES") != NULL) saved = strdup(getenv("FOTP_RETRIES"));
+    CHECK(setenv("FOTP_RETRIES", "many", 1) == 0);
+    ERR(fotp_config_from_env(&from_env), FOTP_ERROR_CONFIG, "FOTP_RETRIES");
+    CHECK(from_env == SENTINEL(fotp_config));
+    if (saved != NULL) {
+        CHECK(setenv("FOTP_RETRIES", saved, 1) == 0);
+        free(saved);
+    } else {
+        CHECK(unsetenv("FOTP_RETRIES") == 0);
+    }
+    OK(fotp_config_from_env(&from_env));
+    CHECK(from_env != NULL && from_env != SENTINEL(fotp_config));
+    fotp_config_free(from_env);
+}
+
+static char *read_file(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    char *buf;
+    long n;
+    if (f == NULL) {
+        fprintf(stderr, "test_abi: cannot open %s\n", path);
+        exit(1);
+    }
+    CHECK(fseek(f, 0, SEEK_END) == 0);
+    n = ftell(f);
+    CHECK(n > 0);
+    rewind(f);
+    buf = malloc((size_t)n);
+    CHECK(buf != NULL);
+    CHECK(fread(buf, 1, (size_t)n, f) == (size_t)n);
+    fclose(f);
+    *len = (size_t)n;
+    return buf;
+}
+
+static fotp_callback *parse(const char *json) {
+    fotp_callback *cb = NULL;
+    OK(fotp_callback_parse((const uint8_t *)json, strlen(json), &cb));
+    CHECK(cb != NULL);
+    return cb;
+}
+
+static void test_callbacks(const char *seed_path) {
+    size_t len;
+    char *seed = read_file(seed_path, &len);
+    fotp_callback *cb = NULL;
+    const char *f[9];
+    const char *two[2];
+    char *big;
+    int i;
+    static const char *const bad[][2] = {
+        {"", "EOF"},
+        {"[1,2]", "invalid callback body"},
+        {"{\"mobile\":\"1\",\"sender\":\"2\",\"sendTime\":\"t\"}", "`code`"},
+        {"{\"mobile\":\"\",\"sender\":\"2\",\"sendTime\":\"t\",\"code\":\"1\"}", "`mobile`"},
+        {"{\"mobile\":\"1\",\"sender\":true,\"sendTime\":\"t\",\"code\":\"1\"}", "`sender`"},
+        {"{\"mobile\":\"1\",\"sender\":\"2\",\"sendTime\":\"t\",\"code\":\"1\",\"err\":\"\xff\"}",
+         "invalid callback body"},
+        {"{\"mobile\":\"1\",\"sender\":\"2\",\"sendTime\":\"t\",\"code\":\"1\",\"content\":\"a\\u0000b\"}",
+         "`content`"},
+        {"{\"mobile\":\"1\",\"sender\":\"2\",\"sendTime\":\"t\",\"code\":\"1\"} trailing", "trailing"},
+    };
+
+    OK(fotp_callback_parse((const uint8_t *)seed, len, &cb));
+    free(seed); /* the callback keeps its own copies */
+    CHECK(streq(fotp_callback_mobile(cb), "8615711666132"));
+    CHECK(streq(fotp_callback_sender(cb), "1008611"));
+    CHECK(streq(fotp_callback_send_time(cb), "2025-05-15 11:23:34"));
+    CHECK(streq(fotp_callback_code(cb), "5776"));
+    CHECK(contains(fotp_callback_content(cb), "\xF0\x9F\x94\x90 Exclusive Access Unlocked!\nYour VIP"));
+    CHECK(streq(fotp_callback_deliver_time(cb), "2025-05-15 11:24:24"));
+    CHECK(fotp_callback_err(cb) == NULL);
+    for (i = 0; i < 9; i++) f[i] = &sentinel_byte;
+    CHECK(fotp_callback_fields(cb, f, 9) == 7);
+    CHECK(f[0] == fotp_callback_mobile(cb) && f[1] == fotp_callback_sender(cb));
+    CHECK(f[2] == fotp_callback_send_time(cb) && f[3] == fotp_callback_code(cb));
+    CHECK(f[4] == fotp_callback_content(cb) && f[5] == fotp_callback_deliver_time(cb));
+    CHECK(f[6] == NULL && f[7] == &sentinel_byte && f[8] == &sentinel_byte);
+    CHECK(fotp_callback_fields(cb, two, 2) == 7);
+    CHECK(two[0] == f[0] && two[1] == f[1]);
+    CHECK(fotp_callback_fields(cb, NULL, 0) == 7);
+    fotp_callback_free(cb);
+
+    cb = parse("{\"mobile\":8613800000000,\"sender\":1008611,\"sendTime\":\"t\",\"code\":5776,"
+               "\"content\":null,\"err\":\"expired\",\"extra\":{\"x\":[1]}}");
+    CHECK(streq(fotp_callback_mobile(cb), "8613800000000"));
+    CHECK(streq(fotp_callback_sender(cb), "1008611"));
+    CHECK(streq(fotp_callback_code(cb), "5776"));
+    CHECK(fotp_callback_content(cb) == NULL && fotp_callback_deliver_time(cb) == NULL);
+    CHECK(streq(fotp_callback_err(cb), "expired"));
+    fotp_callback_free(cb);
+
+    cb = SENTINEL(fotp_callback);
+    for (i = 0; i < (int)(sizeof bad / sizeof bad[0]); i++) {
+        ERR(fotp_callback_parse((const uint8_t *)bad[i][0], strlen(bad[i][0]), &cb),
+            FOTP_ERROR_DECODE, bad[i][1]);
+    }
+    big = malloc(64 * 1024 + 1);
+    CHECK(big != NULL);
+    memset(big, ' ', 64 * 1024 + 1);
+    ERR(fotp_callback_parse((const uint8_t *)big, 64 * 1024 + 1, &cb), FOTP_ERROR_DECODE,
+        "over the limit");
+    free(big);
+    ERR(fotp_callback_parse(NULL, 0, &cb), FOTP_ERROR_DECODE, "EOF");
+    INVALID(fotp_callback_parse(NULL, 3, &cb), "body");
+    INVALID(fotp_callback_parse((const uint8_t *)"{}", 2, NULL), "out");
+    CHECK(cb == SENTINEL(fotp_callback));
+}
+
+/* ---- network part, against the sandbox ---- */
+
+static const char *base_url;
+
+/* Simulates the user's SMS through the sandbox (POST /sandbox/uplink) with curl. */
+static void uplink(const char *ft_token, const char *mobile, const char *content) {
+    char cmd[1024];
+    const char *p;
+    for (p = base_url; *p; p++) { /* it goes into a shell command: allow URL characters only */
+        CHECK(strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789:/.-_[]", *p));
+    }
+    CHECK(strlen(ft_token) == 32 && strspn(ft_token, "0123456789abcdef") == 32);
+    CHECK(strlen(base_url) + strlen(mobile) + strlen(content) < 600);
+    sprintf(cmd,
+            "curl -sS -X POST -H 'Content-Type: application/json' --data "
+            "'{\"ftToken\":\"%s\",\"mobile\":\"%s\",\"content\":\"%s\"}' '%s/sandbox/uplink'"
+            " | grep -q '\"code\":\"000000\"'",
+            ft_token, mobile, content, base_url);
+    CHECK(system(cmd) == 0);
+}
+
+static fotp_client *client_with(const char *url, const char *app_id, const char *secret) {
+    fotp_config *c = fotp_config_new();
+    fotp_client *client = NULL;
+    OK(fotp_config_set_base_url(c, url));
+    OK(fotp_config_set_hmac_auth(c, app_id, secret));
+    fotp_config_set_timeout_ms(c, 5000);
+    OK(fotp_client_new(c, &client));
+    fotp_config_free(c);
+    return client;
+}
+
+struct worker {
+    const fotp_client *client;
+    const char *ft_token;
+    int successes;
+};
+
+static void *query_many(void *arg) {
+    struct worker *w = arg;
+    int i;
+    for (i = 0; i < 5; i++) {
+        fotp_query_result *r = NULL;
+        fotp_error *e = fotp_query(w->client, w->ft_token, &r);
+        if (e == NULL && fotp_query_result_status(r) == FOTP_STATUS_SUCCESS) w->successes++;
+        fotp_error_free(e);
+        fotp_query_result_free(r);
+    }
+    return NULL;
+}
+
+static void test_network(void) {
+    fotp_config *c = NULL;
+    fotp_client *client = NULL, *short_client = SENTINEL(fotp_client), *other = NULL;
+    fotp_verification *v = SENTINEL(fotp_verification), *v2 = NULL;
+    fotp_query_result *r = SENTINEL(fotp_query_result);
+    fotp_callback *cb = NULL;
+    const char *f[6];
+    const char *token;
+    char body[512];
+    bool confirmed = true;
+    fotp_error *e;
+    pthread_t threads[4];
+    struct worker workers[4];
+    int i;
+
+    OK(fotp_config_from_env(&c));
+    OK(fotp_client_new(c, &client));
+    fotp_config_free(c);
+
+    /* Input rules are checked before anything is sent. */
+    INVALID(fotp_verify(NULL, "2", NULL, 0, &v), "client");
+    INVALID(fotp_verify(client, NULL, NULL, 0, &v), "ft_id");
+    INVALID(fotp_verify(client, BAD_UTF8, NULL, 0, &v), "ft_id");
+    INVALID(fotp_verify(client, "2", BAD_UTF8, 0, &v), "code");
+    INVALID(fotp_verify(client, "2", NULL, 0, NULL), "out");
+    ERR(fotp_verify(client, "", NULL, 0, &v), FOTP_ERROR_INVALID_ARGUMENT, "ftId");
+    ERR(fotp_verify(client, "2", "123", 0, &v), FOTP_ERROR_INVALID_ARGUMENT, "code");
+    ERR(fotp_verify(client, "2", "", 0, &v), FOTP_ERROR_INVALID_ARGUMENT, "code");
+    ERR(fotp_verify(client, "2", NULL, 11, &v), FOTP_ERROR_INVALID_ARGUMENT, "validityPeriod");
+    CHECK(v == SENTINEL(fotp_verification));
+
+    OK(fotp_verify(client, "2", "4321", 5, &v));
+    CHECK(v != NULL && v != SENTINEL(fotp_verification));
+    token = fotp_verification_ft_token(v);
+    CHECK(strlen(token) == 32);
+    CHECK(streq(fotp_verification_code(v), "4321"));
+    CHECK(contains(fotp_verification_url(v), token));
+    CHECK(strlen(fotp_verification_message_id(v)) > 0);
+    CHECK(fotp_verification_fields(v, f, 6) == 4);
+    CHECK(f[0] == fotp_verification_url(v) && f[1] == token);
+    CHECK(f[2] == fotp_verification_message_id(v) && f[3] == fotp_verification_code(v));
+
+    INVALID(fotp_query(NULL, token, &r), "client");
+    INVALID(fotp_query(client, NULL, &r), "ft_token");
+    INVALID(fotp_query(client, token, NULL), "out");
+    ERR(fotp_query(client, "not a token", &r), FOTP_ERROR_INVALID_ARGUMENT, "ftToken");
+    INVALID(fotp_wait(NULL, token, 100, &r), "client");
+    INVALID(fotp_wait(client, BAD_UTF8, 100, &r), "ft_token");
+    INVALID(fotp_wait(client, token, 100, NULL), "out");
+    CHECK(r == SENTINEL(fotp_query_result));
+
+    OK(fotp_query(client, token, &r));
+    CHECK(fotp_query_result_status(r) == FOTP_STATUS_PROCESSING);
+    CHECK(streq(fotp_query_result_raw_status(r), "0"));
+    fotp_query_result_free(r);
+    r = SENTINEL(fotp_query_result);
+
+    /* Nobody sent the SMS yet: the wait runs out. */
+    ERR(fotp_wait(client, token, 300, &r), FOTP_ERROR_TIMEOUT, "");
+    CHECK(r == SENTINEL(fotp_query_result));
+
+    uplink(token, "8613800000000", "my code is 4321");
+    OK(fotp_wait(client, token, 10000, &r));
+    CHECK(fotp_query_result_status(r) == FOTP_STATUS_SUCCESS);
+    CHECK(streq(fotp_query_result_raw_status(r), "2"));
+    CHECK(streq(fotp_query_result_mobile(r), "8613800000000"));
+    CHECK(streq(fotp_query_result_code(r), "4321"));
+    CHECK(streq(fotp_query_result_sender(r), "1008611"));
+    CHECK(fotp_query_result_send_time(r) != NULL);
+    CHECK(fotp_query_result_deliver_time(r) != NULL);
+    CHECK(fotp_query_result_fields(r, f, 6) == 6);
+    CHECK(f[0] == fotp_query_result_raw_status(r) && f[1] == fotp_query_result_mobile(r));
+    CHECK(f[2] == fotp_query_result_sender(r) && f[3] == fotp_query_result_send_time(r));
+    CHECK(f[4] == fotp_query_result_code(r) && f[5] == fotp_query_result_deliver_time(r));
+
+    /* Push mode: a callback carrying what the platform knows is confirmed, a forged one not. */
+    sprintf(body, "{\"mobile\":\"%s\",\"sender\":\"%s\",\"sendTime\":\"%s\",\"code\":\"%s\"}",
+            fotp_query_result_mobile(r), fotp_query_result_sender(r),
+            fotp_query_result_send_time(r), fotp_query_result_code(r));
+    fotp_query_result_free(r);
+    cb = parse(body);
+    INVALID(fotp_confirm_callback(NULL, cb, token, &confirmed), "client");
+    INVALID(fotp_confirm_callback(client, NULL, token, &confirmed), "cb");
+    INVALID(fotp_confirm_callback(client, cb, NULL, &confirmed), "ft_token");
+    INVALID(fotp_confirm_callback(client, cb, token, NULL), "confirmed");
+    CHECK(confirmed); /* untouched by the failures */
+    confirmed = false;
+    OK(fotp_confirm_callback(client, cb, token, &confirmed));
+    CHECK(confirmed);
+    e = fotp_confirm_callback(client, cb, "0123456789abcdef0123456789abcdef", &confirmed);
+    CHECK(fotp_error_kind(e) == FOTP_ERROR_API);
+    CHECK(streq(fotp_error_api_code(e), "300001"));
+    CHECK(fotp_error_http_status(e) == 200);
+    fotp_error_free(e);
+    CHECK(confirmed);
+    fotp_callback_free(cb);
+    cb = parse("{\"mobile\":\"8613800000000\",\"sender\":\"1008611\",\"sendTime\":\"t\","
+               "\"code\":\"4322\"}");
+    OK(fotp_confirm_callback(client, cb, token, &confirmed));
+    CHECK(!confirmed);
+    fotp_callback_free(cb);
+
+    /* One client from several threads at once. */
+    for (i = 0; i < 4; i++) {
+        workers[i].client = client;
+        workers[i].ft_token = token;
+        workers[i].successes = 0;
+        CHECK(pthread_create(&threads[i], NULL, query_many, &workers[i]) == 0);
+    }
+    for (i = 0; i < 4; i++) {
+        CHECK(pthread_join(threads[i], NULL) == 0);
+        CHECK(workers[i].successes == 5);
+    }
+
+    /* A derived client with its own time limit, sharing the pool, outliving nothing. */
+    INVALID(fotp_client_with_timeout(NULL, 100, &short_client), "client");
+    INVALID(fotp_client_with_timeout(client, 0, &short_client), "timeout_ms");
+    INVALID(fotp_client_with_timeout(client, 100, NULL), "out");
+    CHECK(short_client == SENTINEL(fotp_client));
+    OK(fotp_client_with_timeout(client, 2000, &short_client));
+    OK(fotp_query(short_client, token, &r));
+    CHECK(fotp_query_result_status(r) == FOTP_STATUS_SUCCESS);
+    fotp_query_result_free(r);
+
+    /* A wrong code in the SMS fails the verification. */
+    OK(fotp_verify(short_client, "2", NULL, 0, &v2));
+    CHECK(strlen(fotp_verification_code(v2)) >= 4 && strlen(fotp_verification_code(v2)) <= 6);
+    sprintf(body, "wrong code %s", fotp_verification_code(v2));
+    body[11] = body[11] == '9' ? '1' : (char)(body[11] + 1); /* another code, same length */
+    uplink(fotp_verification_ft_token(v2), "8613800000001", body);
+    OK(fotp_wait(short_client, fotp_verification_ft_token(v2), 10000, &r));
+    CHECK(fotp_query_result_status(r) == FOTP_STATUS_FAILED);
+    CHECK(streq(fotp_query_result_raw_status(r), "1"));
+    fotp_query_result_free(r);
+    fotp_verification_free(v2);
+    fotp_client_free(short_client);
+
+    /* Platform errors: unknown template, bad credentials; and nobody listening. */
+    v2 = SENTINEL(fotp_verification);
+    e = fotp_verify(client, "no-such-template", NULL, 0, &v2);
+    CHECK(fotp_error_kind(e) == FOTP_ERROR_API && streq(fotp_error_api_code(e), "200002"));
+    fotp_error_free(e);
+    other = client_with(base_url, "sandbox", "wrong-secret");
+    e = fotp_verify(other, "2", NULL, 0, &v2);
+    CHECK(fotp_error_kind(e) == FOTP_ERROR_API && streq(fotp_error_api_code(e), "100001"));
+    CHECK(!contains(fotp_error_message(e), "wrong-secret"));
+    fotp_error_free(e);
+    fotp_client_free(other);
+    other = client_with("http://127.0.0.1:1", "sandbox", "sandbox-secret");
+    e = fotp_verify(other, "2", NULL, 0, &v2);
+    CHECK(fotp_error_kind(e) == FOTP_ERROR_NETWORK && fotp_error_http_status(e) == 0);
+    fotp_error_free(e);
+    fotp_client_free(other);
+    CHECK(v2 == SENTINEL(fotp_verification));
+
+    fotp_verification_free(v);
+    fotp_client_free(client);
+}
+
+int main(int argc, char **argv) {
+    if (argc != 2) {
+        fprintf(stderr, "usage: test_abi CALLBACK_JSON_FILE\n");
+        return 2;
+    }
+    test_static_strings_and_constants();
+    test_null_handling();
+    test_config();
+    test_callbacks(argv[1]);
+    base_url = getenv("FOTP_BASE_URL");
+    if (base_url != NULL && *base_url) {
+        test_network();
+    } else {
+        printf("test_abi: FOTP_BASE_URL is not set, network part skipped\n");
+    }
+    printf("test_abi: %d checks passed\n", checks);
+    return 0;
+}

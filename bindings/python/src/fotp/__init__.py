@@ -1,0 +1,70 @@
+"""fotp: Flash OTP phone verification (Python binding of libfotp).
+
+>>> import fotp
+>>> with fotp.Client.from_env() as client:                    # doctest: +SKIP
+...     v = client.verify("2")
+...     print("open on the phone:", v.url)
+...     result = client.wait(v.ft_token, timeout=120)
+...     print(result.status)
+"""
+
+from __future__ import annotations
+
+import ctypes
+
+from . import _ffi
+from ._async import AsyncClient
+from ._client import CALLBACK_ACK, Client, parse_callback
+from ._errors import (
+    ApiError,
+    ConfigError,
+    DecodeError,
+    ErrorKind,
+    ExhaustedError,
+    FotpError,
+    HttpStatusError,
+    InternalError,
+    InvalidArgument,
+    NetworkError,
+    Timeout,
+)
+from ._types import Callback, QueryResult, Status, Verification
+from ._wsgi import wsgi_callback
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CALLBACK_ACK",
+    "ApiError",
+    "AsyncClient",
+    "Callback",
+    "Client",
+    "ConfigError",
+    "DecodeError",
+    "ErrorKind",
+    "ExhaustedError",
+    "FotpError",
+    "HttpStatusError",
+    "InternalError",
+    "InvalidArgument",
+    "NetworkError",
+    "QueryResult",
+    "Status",
+    "Timeout",
+    "Verification",
+    "__version__",
+    "library_path",
+    "library_version",
+    "parse_callback",
+    "wsgi_callback",
+]
+
+
+def library_version() -> str:
+    """The version of the loaded libfotp."""
+    return ctypes.string_at(_ffi.lib.fotp_version()).decode("ascii")
+
+
+def library_path() -> str:
+    """The file libfotp was loaded from."""
+    return str(_ffi.LIBRARY_PATH)

@@ -1,0 +1,487 @@
+"""The blocking client and callback parsing."""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import math
+import sys
+import threading
+from collections.abc import Callable
+from ctypes import byref, c_bool, c_char_p, c_void_p
+from types import TracebackType
+from typing import Any, TypeVar
+
+from . import _ffi
+from ._errors import (
+    ConfigError,
+    DecodeError,
+    FotpError,
+    InternalError,
+    InvalidArgument,
+    raise_error,
+)
+from ._types import Callback, QueryResult, Status, Verification
+
+__all__ = ["CALLBACK_ACK", "Client", "parse_callback"]
+
+_lib = _ffi.lib
+# Function pointers cached once: attribute lookups on the CDLL cost more than a global read.
+_config_new = _lib.fotp_config_new
+_config_from_env = _lib.fotp_config_from_env
+_config_set_base_url = _lib.fotp_config_set_base_url
+_config_set_hmac_auth = _lib.fotp_config_set_hmac_auth
+_config_set_token_auth = _lib.fotp_config_set_token_auth
+_config_set_timeout_ms = _lib.fotp_config_set_timeout_ms
+_config_set_connect_timeout_ms = _lib.fotp_config_set_connect_timeout_ms
+_config_set_retries = _lib.fotp_config_set_retries
+_config_set_allow_insecure_http = _lib.fotp_config_set_allow_insecure_http
+_config_set_user_agent_suffix = _lib.fotp_config_set_user_agent_suffix
+_config_free = _lib.fotp_config_free
+_client_new = _lib.fotp_client_new
+_client_with_timeout = _lib.fotp_client_with_timeout
+_client_free = _lib.fotp_client_free
+_verify = _lib.fotp_verify
+_verification_fields = _lib.fotp_verification_fields
+_verification_free = _lib.fotp_verification_free
+_query = _lib.fotp_query
+_wait = _lib.fotp_wait
+_query_result_status = _lib.fotp_query_result_status
+_query_result_fields = _lib.fotp_query_result_fields
+_query_result_free = _lib.fotp_query_result_free
+_callback_parse = _lib.fotp_callback_parse
+_callback_fields = _lib.fotp_callback_fields
+_callback_free = _lib.fotp_callback_free
+_confirm_callback = _lib.fotp_confirm_callback
+
+_Fields4 = c_char_p * 4
+_Fields6 = c_char_p * 6
+_Fields7 = c_char_p * 7
+
+CALLBACK_ACK: bytes = ctypes.string_at(_lib.fotp_callback_ack())
+"""The exact answer to a callback that was accepted: ``b'{"code":"0"}'``."""
+
+_UA_SUFFIX = f"python/{sys.version_info[0]}.{sys.version_info[1]}".encode("ascii")
+_U32_MAX = 0xFFFF_FFFF
+
+_C = TypeVar("_C", bound="Client")
+
+
+def _check(err: int | None) -> None:
+    if err:
+        raise_error(err)
+
+
+def _text(name: str, value: object, error: type[FotpError] = InvalidArgument) -> bytes:
+    """A str argument as NUL-terminated UTF-8 for C (which cannot carry NUL or surrogates)."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, not {type(value).__name__}")
+    try:
+        data = value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise error(f"{name} is not valid Unicode (it holds a lone surrogate)") from None
+    if b"\0" in data:
+        raise error(f"{name} must not contain NUL characters")
+    return data
+
+
+def _millis(name: str, seconds: object, error: type[FotpError]) -> int:
+    """Seconds (int or float, > 0) as whole milliseconds for a uint32_t, rounded up."""
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds, not {type(seconds).__name__}")
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise error(f"{name} must be a positive number of seconds, got {seconds!r}")
+    ms = math.ceil(seconds * 1000)
+    if ms > _U32_MAX:
+        raise error(f"{name} must be at most {_U32_MAX // 1000} seconds, got {seconds!r}")
+    return ms
+
+
+def _count(name: str, value: object, error: type[FotpError]) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    if not 0 <= value <= _U32_MAX:
+        raise error(f"{name} must be between 0 and {_U32_MAX}, got {value}")
+    return value
+
+
+def _take_verification(p: int) -> Verification:
+    f = _Fields4()
+    try:
+        if _verification_fields(p, f, 4) != 4:
+            raise InternalError("libfotp returned an unexpected number of verification fields")
+        # One slice copies all the strings (far cheaper than indexing one by one).
+        # Required fields are never NULL (the library guarantees it).
+        fields: list[Any] = f[:]
+        url, token, message_id, code = fields
+        return Verification(url.decode(), token.decode(), message_id.decode(), code.decode())
+    finally:
+        _verification_free(p)
+
+
+def _take_query_result(p: int) -> QueryResult:
+    f = _Fields6()
+    try:
+        status = _query_result_status(p)
+        if _query_result_fields(p, f, 6) != 6:
+            raise InternalError("libfotp returned an unexpected number of query result fields")
+        fields: list[Any] = f[:]  # raw_status is never NULL
+        raw, mobile, sender, send_time, code, deliver_time = fields
+        try:
+            st = Status(status)
+        except ValueError:
+            st = Status.UNKNOWN
+        return QueryResult(
+            st,
+            raw.decode(),
+            None if mobile is None else mobile.decode(),
+            None if sender is None else sender.decode(),
+            None if send_time is None else send_time.decode(),
+            None if code is None else code.decode(),
+            None if deliver_time is None else deliver_time.decode(),
+        )
+    finally:
+        _query_result_free(p)
+
+
+def _parse_callback_ptr(data: bytes) -> int:
+    out = c_void_p()
+    err = _callback_parse(data, len(data), byref(out))
+    if err:
+        raise_error(err)
+    return out.value  # type: ignore[return-value]
+
+
+def parse_callback(body: bytes | bytearray | memoryview | str) -> Callback:
+    """Parses a push-mode callback body (bytes, or str which is encoded as UTF-8).
+
+    Raises :class:`DecodeError` naming the problem: not a JSON object, a required field
+    (``mobile``, ``sender``, ``sendTime``, ``code``) missing or empty, a field of the wrong type,
+    invalid UTF-8, or more than 64 KiB.
+    """
+    if type(body) is bytes:
+        data = body
+    elif isinstance(body, str):
+        try:
+            data = body.encode("utf-8")
+        except UnicodeEncodeError:
+            raise DecodeError("callback body is not valid Unicode (lone surrogate)") from None
+    elif isinstance(body, (bytes, bytearray, memoryview)):
+        data = bytes(body)
+    else:
+        raise TypeError(f"body must be bytes or str, not {type(body).__name__}")
+    out = c_void_p()
+    err = _callback_parse(data, len(data), byref(out))
+    if err:
+        raise_error(err)
+    p = out.value
+    f = _Fields7()
+    try:
+        _callback_fields(p, f, 7)
+        fields: list[Any] = f[:]  # the first four are never NULL
+        mobile, sender, send_time, code, content, deliver_time, cb_err = fields
+        return Callback(
+            mobile.decode(),
+            sender.decode(),
+            send_time.decode(),
+            code.decode(),
+            None if content is None else content.decode(),
+            None if deliver_time is None else deliver_time.decode(),
+            None if cb_err is None else cb_err.decode(),
+        )
+    finally:
+        _callback_free(p)
+
+
+def _callback_json(cb: Callback) -> bytes:
+    return json.dumps(
+        {
+            "mobile": cb.mobile,
+            "sender": cb.sender,
+            "sendTime": cb.send_time,
+            "code": cb.code,
+            "content": cb.content,
+            "deliverTime": cb.deliver_time,
+            "err": cb.err,
+        }
+    ).encode("utf-8")
+
+
+def _new_client(configure: Callable[[int], None] | None) -> int:
+    """Builds a config (from the environment when ``configure`` is None), then a client."""
+    if configure is None:
+        out = c_void_p()
+        _check(_config_from_env(byref(out)))
+        cfg = out.value
+    else:
+        cfg = _config_new()
+    if not cfg:
+        raise InternalError("libfotp could not create a configuration")
+    try:
+        if configure is not None:
+            configure(cfg)
+        _check(_config_set_user_agent_suffix(cfg, _UA_SUFFIX))
+        client = c_void_p()
+        _check(_client_new(cfg, byref(client)))
+    finally:
+        _config_free(cfg)
+    if not client.value:
+        raise InternalError("libfotp returned no client")
+    return client.value
+
+
+class _Owned:
+    """Owns one library object and frees it exactly once.
+
+    ``close()`` is idempotent and safe while other threads are inside a call: the object is
+    freed when the last call in flight returns, and new calls raise at once.
+    """
+
+    _what = "object"
+
+    def __init__(self, ptr: int, free: Callable[[int], None]) -> None:
+        self._ptr: int | None = ptr
+        self._free_fn = free
+        self._lock = threading.Lock()
+        self._users = 0
+        self._closing = False
+
+    def _acquire(self) -> int:
+        with self._lock:
+            if self._closing or self._ptr is None:
+                raise InvalidArgument(f"this {self._what} is closed")
+            self._users += 1
+            return self._ptr
+
+    def _release(self) -> None:
+        with self._lock:
+            self._users -= 1
+            if self._users or not self._closing:
+                return
+            ptr, self._ptr = self._ptr, None
+        if ptr is not None:
+            self._free_fn(ptr)
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called."""
+        return self._closing
+
+    def close(self) -> None:
+        """Frees the library object; calling it again does nothing."""
+        lock = getattr(self, "_lock", None)
+        if lock is None:  # __init__ did not finish
+            return
+        with lock:
+            if self._closing:
+                return
+            self._closing = True
+            if self._users:
+                return  # the last call in flight frees it
+            ptr, self._ptr = self._ptr, None
+        if ptr is not None:
+            self._free_fn(ptr)
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown: nothing useful left to do
+            pass
+
+
+class Client(_Owned):
+    """A client of the Flash OTP platform; safe to share between threads.
+
+    ``timeout`` bounds each call (all retries included), ``connect_timeout`` each connection,
+    both in seconds. Give ``app_id`` and ``app_secret`` (the ``hmac-sha256`` scheme) or
+    ``app_key`` and ``token`` (the ``token`` scheme). ``http://`` is refused unless the host is
+    loopback or ``allow_insecure_http`` is true. Nothing is sent until the first call.
+    """
+
+    _what = "fotp.Client"
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        app_id: str | None = None,
+        app_secret: str | None = None,
+        app_key: str | None = None,
+        token: str | None = None,
+        timeout: float = 10.0,
+        connect_timeout: float = 3.0,
+        retries: int = 2,
+        allow_insecure_http: bool = False,
+    ) -> None:
+        url = _text("base_url", base_url, ConfigError)
+        hmac = app_id is not None or app_secret is not None
+        tok = app_key is not None or token is not None
+        if hmac and tok:
+            raise ConfigError("give app_id/app_secret or app_key/token, not both")
+        if hmac:
+            if app_id is None or app_secret is None:
+                missing = "app_id" if app_id is None else "app_secret"
+                raise ConfigError(f"{missing} is required with the hmac-sha256 scheme")
+            user, secret = (
+                _text("app_id", app_id, ConfigError),
+                _text("app_secret", app_secret, ConfigError),
+            )
+            set_auth = _config_set_hmac_auth
+        elif tok:
+            if app_key is None or token is None:
+                missing = "app_key" if app_key is None else "token"
+                raise ConfigError(f"{missing} is required with the token scheme")
+            user, secret = (
+                _text("app_key", app_key, ConfigError),
+                _text("token", token, ConfigError),
+            )
+            set_auth = _config_set_token_auth
+        else:
+            raise ConfigError(
+                "no credentials: give app_id and app_secret (or app_key and token), "
+                "or use Client.from_env()"
+            )
+        timeout_ms = _millis("timeout", timeout, ConfigError)
+        connect_ms = _millis("connect_timeout", connect_timeout, ConfigError)
+        n_retries = _count("retries", retries, ConfigError)
+        if not isinstance(allow_insecure_http, bool):
+            raise TypeError("allow_insecure_http must be a bool")
+
+        def configure(cfg: int) -> None:
+            _check(_config_set_base_url(cfg, url))
+            _check(set_auth(cfg, user, secret))
+            _config_set_timeout_ms(cfg, timeout_ms)
+            _config_set_connect_timeout_ms(cfg, connect_ms)
+            _config_set_retries(cfg, n_retries)
+            _config_set_allow_insecure_http(cfg, allow_insecure_http)
+
+        super().__init__(_new_client(configure), _client_free)
+        self._base_url: str | None = base_url
+
+    @classmethod
+    def from_env(cls: type[_C]) -> _C:
+        """A client configured by the ``FOTP_*`` environment variables (see the README)."""
+        self = cls.__new__(cls)
+        _Owned.__init__(self, _new_client(None), _client_free)
+        self._base_url = None
+        return self
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "open"
+        where = f" {self._base_url!r}" if getattr(self, "_base_url", None) else ""
+        return f"<fotp.{type(self).__name__}{where} {state}>"
+
+    def __enter__(self: _C) -> _C:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _call(self, fn: Any, args: tuple[Any, ...], timeout: float | None) -> int:
+        """Runs ``fn(client, *args, &out)`` and returns ``out``; raises on error."""
+        ms = None if timeout is None else _millis("timeout", timeout, InvalidArgument)
+        out = c_void_p()
+        ptr = self._acquire()
+        try:
+            if ms is None:
+                err = fn(ptr, *args, byref(out))
+            else:
+                # A client sharing this one's pool, with the caller's time limit.
+                tmp = c_void_p()
+                err = _client_with_timeout(ptr, ms, byref(tmp))
+                if not err:
+                    try:
+                        err = fn(tmp.value, *args, byref(out))
+                    finally:
+                        _client_free(tmp.value)
+        finally:
+            self._release()
+        if err:
+            raise_error(err)
+        return out.value  # type: ignore[return-value]
+
+    def verify(
+        self,
+        ft_id: str,
+        code: str | None = None,
+        validity_minutes: int | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> Verification:
+        """Asks the platform for a redirect link and a code.
+
+        ``code`` (4-6 digits) and ``validity_minutes`` (1-10) are left to the platform when
+        None. ``timeout`` (seconds) replaces the client's time limit for this call. Input is
+        checked before anything is sent (:class:`InvalidArgument`).
+        """
+        fid = _text("ft_id", ft_id)
+        c = None if code is None else _text("code", code)
+        if validity_minutes is None:
+            minutes = 0  # unset, in C
+        else:
+            if isinstance(validity_minutes, bool) or not isinstance(validity_minutes, int):
+                raise TypeError(
+                    f"validity_minutes must be an int, not {type(validity_minutes).__name__}"
+                )
+            if not 1 <= validity_minutes <= 10:
+                raise InvalidArgument(
+                    "validity_minutes (validityPeriod) must be 1-10 minutes, "
+                    f"got {validity_minutes}"
+                )
+            minutes = validity_minutes
+        return _take_verification(self._call(_verify, (fid, c, minutes), timeout))
+
+    def query(self, ft_token: str, *, timeout: float | None = None) -> QueryResult:
+        """Pulls the result of a verification once."""
+        tok = _text("ft_token", ft_token)
+        return _take_query_result(self._call(_query, (tok,), timeout))
+
+    def wait(self, ft_token: str, timeout: float = 60.0) -> QueryResult:
+        """Polls query until the status is final; :class:`Timeout` after ``timeout`` seconds.
+
+        The time limit bounds the whole wait, a query in flight included.
+        """
+        tok = _text("ft_token", ft_token)
+        ms = _millis("timeout", timeout, InvalidArgument)
+        return _take_query_result(self._call(_wait, (tok, ms), None))
+
+    def confirm(self, cb: Callback, ft_token: str, *, timeout: float | None = None) -> bool:
+        """Cross-checks a callback with the platform.
+
+        Queries ``ft_token`` and compares the status (success), the code and the mobile number
+        with ``cb``. Returns False when they differ; raises only when the query fails.
+        """
+        if not isinstance(cb, Callback):
+            raise TypeError(f"cb must be a fotp.Callback, not {type(cb).__name__}")
+        tok = _text("ft_token", ft_token)
+        ms = None if timeout is None else _millis("timeout", timeout, InvalidArgument)
+        try:
+            cbp = _parse_callback_ptr(_callback_json(cb))
+        except FotpError as e:
+            raise InvalidArgument(f"cb is not a valid callback: {e.message}") from None
+        try:
+            ok = c_bool(False)
+            ptr = self._acquire()
+            try:
+                if ms is None:
+                    err = _confirm_callback(ptr, cbp, tok, byref(ok))
+                else:
+                    tmp = c_void_p()
+                    err = _client_with_timeout(ptr, ms, byref(tmp))
+                    if not err:
+                        try:
+                            err = _confirm_callback(tmp.value, cbp, tok, byref(ok))
+                        finally:
+                            _client_free(tmp.value)
+            finally:
+                self._release()
+        finally:
+            _callback_free(cbp)
+        if err:
+            raise_error(err)
+        return bool(ok.value)

@@ -1,0 +1,154 @@
+"""ctypes declarations of every function of ``fotp.h``, and finding ``libfotp``.
+
+Everything that talks to C lives here, so the declarations cannot drift apart: the test suite
+compares :data:`SIGNATURES` with the header.
+
+Strings that the library owns are never declared as a ``c_char_p`` *return* type (ctypes would
+copy the bytes and lose the pointer to free): functions returning ``const char *`` use
+``c_void_p`` and are read with :func:`ctypes.string_at`. The ``*_fields`` functions fill an array
+of ``c_char_p``; reading an element copies the bytes, which the caller does before freeing the
+object the strings belong to.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import sys
+from ctypes import POINTER, c_bool, c_char_p, c_int, c_size_t, c_uint16, c_uint32, c_void_p
+from pathlib import Path
+from typing import Any
+
+__all__ = ["LIBRARY_PATH", "SIGNATURES", "lib", "library_candidates"]
+
+if sys.platform == "darwin":
+    LIBRARY_FILENAME = "libfotp.dylib"
+elif sys.platform == "win32":
+    LIBRARY_FILENAME = "fotp.dll"
+else:
+    LIBRARY_FILENAME = "libfotp.so"
+
+_OUT = POINTER(c_void_p)  # `T **out`
+_STRS = POINTER(c_char_p)  # `const char **out` of the *_fields functions
+
+# name -> (restype, argtypes). Opaque handles are c_void_p.
+SIGNATURES: dict[str, tuple[Any, tuple[Any, ...]]] = {
+    # errors
+    "fotp_error_kind": (c_int, (c_void_p,)),
+    "fotp_error_message": (c_void_p, (c_void_p,)),
+    "fotp_error_api_code": (c_void_p, (c_void_p,)),
+    "fotp_error_http_status": (c_uint16, (c_void_p,)),
+    "fotp_error_free": (None, (c_void_p,)),
+    # configuration
+    "fotp_config_new": (c_void_p, ()),
+    "fotp_config_from_env": (c_void_p, (_OUT,)),
+    "fotp_config_set_base_url": (c_void_p, (c_void_p, c_char_p)),
+    "fotp_config_set_hmac_auth": (c_void_p, (c_void_p, c_char_p, c_char_p)),
+    "fotp_config_set_token_auth": (c_void_p, (c_void_p, c_char_p, c_char_p)),
+    "fotp_config_set_timeout_ms": (None, (c_void_p, c_uint32)),
+    "fotp_config_set_connect_timeout_ms": (None, (c_void_p, c_uint32)),
+    "fotp_config_set_retries": (None, (c_void_p, c_uint32)),
+    "fotp_config_set_allow_insecure_http": (None, (c_void_p, c_bool)),
+    "fotp_config_set_user_agent_suffix": (c_void_p, (c_void_p, c_char_p)),
+    "fotp_config_free": (None, (c_void_p,)),
+    # client
+    "fotp_client_new": (c_void_p, (c_void_p, _OUT)),
+    "fotp_client_with_timeout": (c_void_p, (c_void_p, c_uint32, _OUT)),
+    "fotp_client_free": (None, (c_void_p,)),
+    # verify
+    "fotp_verify": (c_void_p, (c_void_p, c_char_p, c_char_p, c_uint32, _OUT)),
+    "fotp_verification_url": (c_void_p, (c_void_p,)),
+    "fotp_verification_ft_token": (c_void_p, (c_void_p,)),
+    "fotp_verification_message_id": (c_void_p, (c_void_p,)),
+    "fotp_verification_code": (c_void_p, (c_void_p,)),
+    "fotp_verification_fields": (c_size_t, (c_void_p, _STRS, c_size_t)),
+    "fotp_verification_free": (None, (c_void_p,)),
+    # query and wait
+    "fotp_query": (c_void_p, (c_void_p, c_char_p, _OUT)),
+    "fotp_wait": (c_void_p, (c_void_p, c_char_p, c_uint32, _OUT)),
+    "fotp_query_result_status": (c_int, (c_void_p,)),
+    "fotp_query_result_raw_status": (c_void_p, (c_void_p,)),
+    "fotp_query_result_mobile": (c_void_p, (c_void_p,)),
+    "fotp_query_result_sender": (c_void_p, (c_void_p,)),
+    "fotp_query_result_send_time": (c_void_p, (c_void_p,)),
+    "fotp_query_result_code": (c_void_p, (c_void_p,)),
+    "fotp_query_result_deliver_time": (c_void_p, (c_void_p,)),
+    "fotp_query_result_fields": (c_size_t, (c_void_p, _STRS, c_size_t)),
+    "fotp_query_result_free": (None, (c_void_p,)),
+    # callbacks
+    "fotp_callback_parse": (c_void_p, (c_char_p, c_size_t, _OUT)),
+    "fotp_callback_mobile": (c_void_p, (c_void_p,)),
+    "fotp_callback_sender": (c_void_p, (c_void_p,)),
+    "fotp_callback_send_time": (c_void_p, (c_void_p,)),
+    "fotp_callback_code": (c_void_p, (c_void_p,)),
+    "fotp_callback_content": (c_void_p, (c_void_p,)),
+    "fotp_callback_deliver_time": (c_void_p, (c_void_p,)),
+    "fotp_callback_err": (c_void_p, (c_void_p,)),
+    "fotp_callback_fields": (c_size_t, (c_void_p, _STRS, c_size_t)),
+    "fotp_callback_free": (None, (c_void_p,)),
+    "fotp_callback_ack": (c_void_p, ()),
+    "fotp_confirm_callback": (c_void_p, (c_void_p, c_void_p, c_char_p, POINTER(c_bool))),
+    "fotp_version": (c_void_p, ()),
+}
+
+
+def _package_dir() -> Path:
+    return Path(__file__).resolve().parent
+
+
+def library_candidates() -> list[Path]:
+    """Where the library is looked for, in order.
+
+    ``FOTP_LIBRARY`` wins alone (a wrong path must fail, not silently load another copy); then
+    the copy inside the installed package; then, only when this file sits in a checkout of the
+    repository (``bindings/python/src/fotp``), the repository's ``target/release`` and
+    ``target/debug``.
+    """
+    explicit = os.environ.get("FOTP_LIBRARY")
+    if explicit:
+        return [Path(explicit)]
+    here = _package_dir()
+    found = [here / LIBRARY_FILENAME]
+    parents = here.parents
+    if len(parents) > 3 and parents[2].name == "bindings" and parents[1].name == "python":
+        root = parents[3]
+        if (root / "Cargo.toml").is_file():
+            found += [
+                root / "target" / "release" / LIBRARY_FILENAME,
+                root / "target" / "debug" / LIBRARY_FILENAME,
+            ]
+    return found
+
+
+def _load() -> tuple[ctypes.CDLL, Path]:
+    candidates = library_candidates()
+    for path in candidates:
+        if path.is_file():
+            try:
+                return ctypes.CDLL(str(path)), path
+            except OSError as e:
+                raise ImportError(f"fotp: cannot load {path}: {e}") from e
+    if os.environ.get("FOTP_LIBRARY"):
+        raise ImportError(f"fotp: FOTP_LIBRARY names {candidates[0]}, which is not a file")
+    tried = ", ".join(str(p) for p in candidates)
+    raise ImportError(
+        f"fotp: {LIBRARY_FILENAME} not found (looked at {tried}); "
+        "build it with `cargo build --release` or set FOTP_LIBRARY to its path"
+    )
+
+
+def _declare(cdll: ctypes.CDLL) -> None:
+    missing = [name for name in SIGNATURES if not hasattr(cdll, name)]
+    if missing:
+        raise ImportError(
+            f"fotp: the library at {LIBRARY_PATH} lacks {', '.join(missing)}; "
+            "it is older than this binding"
+        )
+    for name, (restype, argtypes) in SIGNATURES.items():
+        fn = getattr(cdll, name)
+        fn.restype = restype
+        fn.argtypes = argtypes
+
+
+lib, LIBRARY_PATH = _load()
+_declare(lib)

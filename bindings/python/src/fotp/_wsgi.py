@@ -1,0 +1,111 @@
+"""A WSGI application that receives push-mode callbacks."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from ._client import CALLBACK_ACK, parse_callback
+from ._errors import FotpError
+from ._types import Callback
+
+if TYPE_CHECKING:
+    from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
+else:
+    StartResponse = Callable[..., Any]
+    WSGIEnvironment = dict
+    WSGIApplication = Callable[..., Any]
+
+__all__ = ["wsgi_callback"]
+
+MAX_BODY = 64 * 1024
+_log = logging.getLogger("fotp.wsgi")
+_JSON = ("Content-Type", "application/json")
+
+
+def _answer(
+    start_response: StartResponse, status: str, body: bytes, *extra: tuple[str, str]
+) -> list[bytes]:
+    start_response(status, [_JSON, ("Content-Length", str(len(body))), *extra])
+    return [body]
+
+
+def _error_body(code: int, message: str) -> bytes:
+    return json.dumps({"code": str(code), "message": message}).encode("utf-8")
+
+
+class _BadRequest(Exception):
+    pass
+
+
+def _read_body(environ: WSGIEnvironment) -> bytes:
+    """Reads at most MAX_BODY + 1 bytes: enough for the parser to see a body is too large."""
+    raw_len = environ.get("CONTENT_LENGTH") or ""
+    stream = environ["wsgi.input"]
+    if raw_len.strip():
+        try:
+            length = int(raw_len)
+        except ValueError:
+            raise _BadRequest(f"invalid Content-Length {raw_len[:32]!r}") from None
+        if length < 0:
+            raise _BadRequest("invalid Content-Length")
+        want = min(length, MAX_BODY + 1)
+    elif environ.get("wsgi.input_terminated"):
+        want = MAX_BODY + 1  # the server ends the stream (chunked body)
+    else:
+        want = 0  # PEP 3333: without a length the stream may never end
+    chunks: list[bytes] = []
+    got = 0
+    while got < want:
+        chunk = stream.read(want - got)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
+
+
+def wsgi_callback(handler: Callable[[Callback], object], tracker: None = None) -> WSGIApplication:
+    """A WSGI application for push mode: ``handler(cb)`` is called for every callback.
+
+    Answers ``200`` with :data:`CALLBACK_ACK` (``application/json``) when the handler returns,
+    ``400`` naming the problem for a body that does not parse (at most 64 KiB is read),
+    ``500`` when the handler raises (so the platform delivers again; the exception is logged on
+    the ``fotp.wsgi`` logger) and ``405`` for a method other than POST.
+
+    A callback carries no signature: confirm it with :meth:`Client.confirm` before trusting it.
+    The platform may deliver a callback more than once, so the handler should be idempotent.
+    ``tracker`` is reserved for trackers (CONTRACT section 8) and must be None for now.
+    """
+    if tracker is not None:
+        raise NotImplementedError("trackers are not supported by this version of fotp")
+    if not callable(handler):
+        raise TypeError("handler must be callable")
+
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        if environ.get("REQUEST_METHOD", "GET") != "POST":
+            return _answer(
+                start_response,
+                "405 Method Not Allowed",
+                _error_body(405, "callbacks are POSTed"),
+                ("Allow", "POST"),
+            )
+        try:
+            cb = parse_callback(_read_body(environ))
+        except (_BadRequest, FotpError) as e:
+            message = e.message if isinstance(e, FotpError) else str(e)
+            return _answer(start_response, "400 Bad Request", _error_body(400, message))
+        except OSError as e:  # the client went away mid-body
+            return _answer(start_response, "400 Bad Request", _error_body(400, f"read error: {e}"))
+        try:
+            handler(cb)
+        except Exception:
+            _log.exception("the callback handler raised; answering 500 so the platform retries")
+            return _answer(
+                start_response, "500 Internal Server Error", _error_body(500, "handler failed")
+            )
+        return _answer(start_response, "200 OK", CALLBACK_ACK)
+
+    return app

@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+import queue
+from collections.abc import Iterator
+
+import pytest
+
+import fotp
+from _support import Sandbox, start_sandbox, stop_sandbox, wsgi_server
+
+PUSH_FT_ID = "7"
+
+
+@pytest.fixture(scope="session")
+def received() -> queue.Queue[fotp.Callback]:
+    """Callbacks received by the session's push receiver."""
+    return queue.Queue()
+
+
+@pytest.fixture(scope="session")
+def receiver(received: queue.Queue[fotp.Callback]) -> Iterator[str]:
+    """A wsgiref server running fotp.wsgi_callback; yields the callback URL."""
+    app = fotp.wsgi_callback(received.put)
+    with wsgi_server(app) as base:
+        yield base + "/cb"
+
+
+@pytest.fixture(scope="session")
+def sandbox(receiver: str) -> Iterator[Sandbox]:
+    """One sandbox for the session: template 2 (pull) and template 7 pushing to `receiver`."""
+    sb = start_sandbox("--template", f"{PUSH_FT_ID}={receiver}")
+    try:
+        yield sb
+    finally:
+        stop_sandbox(sb)
+
+
+@pytest.fixture
+def client(sandbox: Sandbox) -> Iterator[fotp.Client]:
+    with fotp.Client(sandbox.base_url, **sandbox.client_kwargs()) as c:
+        yield c

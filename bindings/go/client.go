@@ -1,0 +1,539 @@
+package fotp
+
+/*
+#include <stdlib.h>
+#include "fotp.h"
+*/
+import "C"
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unsafe"
+)
+
+// Defaults applied by the library when a Config field is left at its zero value.
+const (
+	DefaultTimeout        = 10 * time.Second
+	DefaultConnectTimeout = 3 * time.Second
+	DefaultRetries        = 2
+)
+
+// Config describes a client. The zero value of a field means "unset" (the library default).
+//
+// Set either AppID and AppSecret (the hmac-sha256 scheme) or AppKey and Token (the token
+// scheme). Printing a Config with fmt never shows AppSecret or Token.
+type Config struct {
+	BaseURL   string // e.g. https://otp.example.com/otp-api; http:// only to loopback
+	AppID     string
+	AppSecret string
+	AppKey    string
+	Token     string
+
+	Timeout        time.Duration // per call, all attempts included; 0 = 10 s
+	ConnectTimeout time.Duration // 0 = 3 s
+	Retries        int           // 0 = 2; a negative value means no retries at all
+	// AllowInsecureHTTP allows http:// to hosts that are not loopback.
+	AllowInsecureHTTP bool
+}
+
+// String shows the configuration with the secrets redacted.
+func (c Config) String() string {
+	redact := func(s string) string {
+		if s == "" {
+			return `""`
+		}
+		return "<redacted>"
+	}
+	return fmt.Sprintf("fotp.Config{BaseURL:%q AppID:%q AppSecret:%s AppKey:%q Token:%s "+
+		"Timeout:%v ConnectTimeout:%v Retries:%d AllowInsecureHTTP:%t}",
+		c.BaseURL, c.AppID, redact(c.AppSecret), c.AppKey, redact(c.Token),
+		c.Timeout, c.ConnectTimeout, c.Retries, c.AllowInsecureHTTP)
+}
+
+// GoString makes %#v redact the secrets too.
+func (c Config) GoString() string { return c.String() }
+
+// Client talks to the platform. It is safe for concurrent use by many goroutines, which
+// share one connection pool. Close it when done.
+type Client struct {
+	timeout time.Duration // the configured per-call limit; a context may shorten it
+
+	mu       sync.Mutex
+	ptr      *C.fotp_client
+	inflight int // C calls running; the last one frees ptr after Close
+	closed   bool
+	onFree   func() // test hook: called when the library client is freed
+}
+
+// NewClient builds a client from cfg. Nothing is sent on the network; a missing base URL
+// or credentials, or an insecure URL, is an error of kind KindConfig.
+func NewClient(cfg Config) (*Client, error) {
+	cc := C.fotp_config_new()
+	if cc == nil {
+		return nil, newError(KindInternal, "fotp_config_new returned NULL")
+	}
+	defer C.fotp_config_free(cc)
+	if err := applyConfig(cc, cfg); err != nil {
+		return nil, err
+	}
+	timeout := DefaultTimeout
+	if cfg.Timeout > 0 {
+		timeout = cfg.Timeout
+	}
+	return newClient(cc, timeout)
+}
+
+// NewClientFromEnv builds a client from the FOTP_* environment variables (FOTP_BASE_URL,
+// FOTP_AUTH, FOTP_APP_ID, FOTP_APP_SECRET, FOTP_APP_KEY, FOTP_TOKEN, FOTP_TIMEOUT_MS,
+// FOTP_CONNECT_TIMEOUT_MS, FOTP_RETRIES, FOTP_ALLOW_INSECURE_HTTP).
+func NewClientFromEnv() (*Client, error) {
+	var cc *C.fotp_config
+	if err := takeError(C.fotp_config_from_env(&cc)); err != nil {
+		return nil, err
+	}
+	defer C.fotp_config_free(cc)
+	if err := setUserAgent(cc); err != nil {
+		return nil, err
+	}
+	timeout := DefaultTimeout
+	// The library has already checked the value when the config was read.
+	if v := strings.TrimSpace(os.Getenv("FOTP_TIMEOUT_MS")); v != "" {
+		if ms, err := strconv.ParseUint(v, 10, 64); err == nil && ms > 0 {
+			timeout = time.Duration(min(ms, uint64(math.MaxInt64/int64(time.Millisecond)))) * time.Millisecond
+		}
+	}
+	return newClient(cc, timeout)
+}
+
+func newClient(cc *C.fotp_config, timeout time.Duration) (*Client, error) {
+	var ptr *C.fotp_client
+	if err := takeError(C.fotp_client_new(cc, &ptr)); err != nil {
+		return nil, err
+	}
+	c := &Client{ptr: ptr, timeout: timeout}
+	// Only a safety net for a forgotten Close: in-flight calls keep c reachable.
+	runtime.SetFinalizer(c, (*Client).Close)
+	return c, nil
+}
+
+func applyConfig(cc *C.fotp_config, cfg Config) error {
+	for _, f := range []struct{ name, value string }{
+		{"BaseURL", cfg.BaseURL}, {"AppID", cfg.AppID}, {"AppSecret", cfg.AppSecret},
+		{"AppKey", cfg.AppKey}, {"Token", cfg.Token},
+	} {
+		if strings.IndexByte(f.value, 0) >= 0 {
+			return newError(KindConfig, "Config.%s contains a NUL byte", f.name)
+		}
+	}
+	if cfg.BaseURL != "" {
+		if err := withCString(cfg.BaseURL, func(u *C.char) error {
+			return takeError(C.fotp_config_set_base_url(cc, u))
+		}); err != nil {
+			return err
+		}
+	}
+	hmac := cfg.AppID != "" || cfg.AppSecret != ""
+	token := cfg.AppKey != "" || cfg.Token != ""
+	switch {
+	case hmac && token:
+		return newError(KindConfig, "set either AppID/AppSecret or AppKey/Token, not both")
+	case hmac:
+		id, secret := C.CString(cfg.AppID), C.CString(cfg.AppSecret)
+		err := takeError(C.fotp_config_set_hmac_auth(cc, id, secret))
+		C.free(unsafe.Pointer(id))
+		C.free(unsafe.Pointer(secret))
+		if err != nil {
+			return err
+		}
+	case token:
+		key, tok := C.CString(cfg.AppKey), C.CString(cfg.Token)
+		err := takeError(C.fotp_config_set_token_auth(cc, key, tok))
+		C.free(unsafe.Pointer(key))
+		C.free(unsafe.Pointer(tok))
+		if err != nil {
+			return err
+		}
+	}
+	if cfg.Timeout != 0 {
+		ms, err := durationMillis("Timeout", cfg.Timeout)
+		if err != nil {
+			return err
+		}
+		C.fotp_config_set_timeout_ms(cc, ms)
+	}
+	if cfg.ConnectTimeout != 0 {
+		ms, err := durationMillis("ConnectTimeout", cfg.ConnectTimeout)
+		if err != nil {
+			return err
+		}
+		C.fotp_config_set_connect_timeout_ms(cc, ms)
+	}
+	switch {
+	case cfg.Retries < 0:
+		C.fotp_config_set_retries(cc, 0)
+	case uint64(cfg.Retries) > math.MaxUint32:
+		return newError(KindConfig, "Config.Retries is too large: %d", cfg.Retries)
+	case cfg.Retries > 0:
+		C.fotp_config_set_retries(cc, C.uint32_t(cfg.Retries))
+	}
+	C.fotp_config_set_allow_insecure_http(cc, C.bool(cfg.AllowInsecureHTTP))
+	return setUserAgent(cc)
+}
+
+// setUserAgent appends go/<version> to the User-Agent, e.g. "fotp/0.1.0 go/1.22.5".
+func setUserAgent(cc *C.fotp_config) error {
+	suffix := "go/" + strings.TrimPrefix(runtime.Version(), "go")
+	return withCString(suffix, func(s *C.char) error {
+		return takeError(C.fotp_config_set_user_agent_suffix(cc, s))
+	})
+}
+
+// durationMillis converts a positive duration to whole milliseconds, rounding up.
+func durationMillis(field string, d time.Duration) (C.uint32_t, error) {
+	if d < 0 {
+		return 0, newError(KindConfig, "Config.%s must not be negative, got %v", field, d)
+	}
+	ms := (d + time.Millisecond - 1) / time.Millisecond
+	if ms > math.MaxUint32 {
+		return 0, newError(KindConfig, "Config.%s is too long: %v", field, d)
+	}
+	return C.uint32_t(ms), nil
+}
+
+func withCString(s string, f func(*C.char) error) error {
+	cs := C.CString(s)
+	defer C.free(unsafe.Pointer(cs))
+	return f(cs)
+}
+
+// Close releases the client. It is idempotent. Calls still running finish first (each
+// within its own time limit); calls made after Close fail with ErrClosed.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil
+	}
+	c.closed = true
+	runtime.SetFinalizer(c, nil)
+	c.freeIfIdle()
+	return nil
+}
+
+// freeIfIdle frees the C client once closed and no call uses it; c.mu must be held.
+func (c *Client) freeIfIdle() {
+	if c.closed && c.inflight == 0 && c.ptr != nil {
+		C.fotp_client_free(c.ptr)
+		c.ptr = nil
+		if c.onFree != nil {
+			c.onFree()
+		}
+	}
+}
+
+func (c *Client) acquire() (*C.fotp_client, error) {
+	if c == nil {
+		return nil, newError(KindInvalidArgument, "the client is nil")
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, &Error{Kind: KindInvalidArgument, Message: "the client is closed", cause: ErrClosed}
+	}
+	c.inflight++
+	return c.ptr, nil
+}
+
+func (c *Client) release() {
+	c.mu.Lock()
+	c.inflight--
+	c.freeIfIdle()
+	c.mu.Unlock()
+}
+
+// begin checks ctx and reserves the C client for one call. When ctx's deadline comes
+// before the configured timeout, the call gets a derived client whose time limit ends at
+// the deadline, so the C call itself stops there. end must be called after the C call.
+func (c *Client) begin(ctx context.Context) (cl *C.fotp_client, end func(), err error) {
+	if ctx == nil {
+		return nil, nil, newError(KindInvalidArgument, "the context is nil")
+	}
+	if ctx.Err() != nil {
+		return nil, nil, ctxError(ctx)
+	}
+	base, err := c.acquire()
+	if err != nil {
+		return nil, nil, err
+	}
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return base, c.release, nil
+	}
+	left := time.Until(dl)
+	if left <= 0 {
+		c.release()
+		return nil, nil, deadlineError()
+	}
+	if left >= c.timeout || left > maxLimit {
+		return base, c.release, nil
+	}
+	ms := (left + time.Millisecond - 1) / time.Millisecond
+	var derived *C.fotp_client
+	e := C.fotp_client_with_timeout(base, C.uint32_t(ms), &derived)
+	runtime.KeepAlive(c)
+	if err := takeError(e); err != nil {
+		c.release()
+		return nil, nil, err
+	}
+	return derived, func() { C.fotp_client_free(derived); c.release() }, nil
+}
+
+type outcome[T any] struct {
+	v   T
+	err error
+}
+
+// run runs the blocking call f in its own goroutine and returns its result, or ctxError
+// as soon as ctx is done. An abandoned f still runs to its end (bounded by its time limit)
+// and converts and frees its own C objects; its result is then dropped.
+func run[T any](ctx context.Context, f func() (T, error)) (T, error) {
+	ch := make(chan outcome[T], 1)
+	go func() {
+		v, err := f()
+		ch <- outcome[T]{v, err}
+	}()
+	select {
+	case o := <-ch:
+		return o.v, o.err
+	case <-ctx.Done():
+		var zero T
+		return zero, ctxError(ctx)
+	}
+}
+
+// timeoutFromCtx marks a library timeout as caused by ctx's deadline when that deadline
+// was the binding limit.
+func timeoutFromCtx(ctx context.Context, err error) error {
+	if e, ok := err.(*Error); ok && e.Kind == KindTimeout && e.cause == nil {
+		if dl, has := ctx.Deadline(); has && !time.Now().Before(dl) {
+			e.cause = context.DeadlineExceeded
+		}
+	}
+	return err
+}
+
+// Verify asks the platform for a redirect link and code. The input is checked first
+// (KindInvalidArgument naming the field). verify is not idempotent, so it is retried only
+// when the request surely never reached the server.
+func (c *Client) Verify(ctx context.Context, req VerifyRequest) (*Verification, error) {
+	if strings.IndexByte(req.FtID, 0) >= 0 || strings.IndexByte(req.Code, 0) >= 0 {
+		return nil, newError(KindInvalidArgument, "ftId and code must not contain NUL bytes")
+	}
+	if req.ValidityMinutes < 0 || uint64(req.ValidityMinutes) > math.MaxUint32 {
+		return nil, newError(KindInvalidArgument, "validityPeriod must be 1-10 minutes, got %d", req.ValidityMinutes)
+	}
+	cl, end, err := c.begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	v, err := run(ctx, func() (*Verification, error) {
+		defer end()
+		ftID := C.CString(req.FtID)
+		defer C.free(unsafe.Pointer(ftID))
+		var code *C.char
+		if req.Code != "" {
+			code = C.CString(req.Code)
+			defer C.free(unsafe.Pointer(code))
+		}
+		var out *C.fotp_verification
+		e := C.fotp_verify(cl, ftID, code, C.uint32_t(req.ValidityMinutes), &out)
+		runtime.KeepAlive(c)
+		if err := takeError(e); err != nil {
+			return nil, err
+		}
+		defer C.fotp_verification_free(out)
+		var f [4]*C.char
+		C.fotp_verification_fields(out, &f[0], C.size_t(len(f)))
+		return &Verification{
+			URL: goString(f[0]), FtToken: goString(f[1]), MessageID: goString(f[2]), Code: goString(f[3]),
+		}, nil
+	})
+	return v, timeoutFromCtx(ctx, err)
+}
+
+// Query pulls the result of a verification once. It is retried on network errors,
+// time-outs, HTTP 429 and 5xx within the time limit.
+func (c *Client) Query(ctx context.Context, ftToken string) (*QueryResult, error) {
+	if err := checkToken(ftToken); err != nil {
+		return nil, err
+	}
+	cl, end, err := c.begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r, err := run(ctx, func() (*QueryResult, error) {
+		defer end()
+		tok := C.CString(ftToken)
+		defer C.free(unsafe.Pointer(tok))
+		var out *C.fotp_query_result
+		e := C.fotp_query(cl, tok, &out)
+		runtime.KeepAlive(c)
+		if err := takeError(e); err != nil {
+			return nil, err
+		}
+		return takeQueryResult(out), nil
+	})
+	return r, timeoutFromCtx(ctx, err)
+}
+
+// waitSlice bounds one fotp_wait call inside Wait, and so how long an abandoned Wait keeps
+// polling in the background after its context is done.
+func (c *Client) waitSlice() time.Duration {
+	return min(max(c.timeout, time.Second), maxLimit)
+}
+
+// maxLimit is the longest time limit the C API takes (uint32 milliseconds).
+const maxLimit = time.Duration(math.MaxUint32) * time.Millisecond
+
+// Wait polls query until the status is final (failed or success, or an unknown value) or
+// ctx is done. Transient network trouble and time-outs of single queries do not end the
+// wait. Without a ctx deadline it waits until ctx is cancelled.
+func (c *Client) Wait(ctx context.Context, ftToken string) (*QueryResult, error) {
+	if err := checkToken(ftToken); err != nil {
+		return nil, err
+	}
+	if ctx == nil {
+		return nil, newError(KindInvalidArgument, "the context is nil")
+	}
+	// Wait in slices so that a cancelled wait stops polling soon, however far its deadline.
+	for {
+		if ctx.Err() != nil {
+			return nil, ctxError(ctx)
+		}
+		slice := c.waitSlice()
+		dl, hasDeadline := ctx.Deadline()
+		if hasDeadline {
+			left := time.Until(dl)
+			if left <= 0 {
+				return nil, deadlineError()
+			}
+			slice = min(slice, left)
+		}
+		ms := C.uint32_t((slice + time.Millisecond - 1) / time.Millisecond)
+		cl, err := c.acquire()
+		if err != nil {
+			return nil, err
+		}
+		r, err := run(ctx, func() (*QueryResult, error) {
+			defer c.release()
+			tok := C.CString(ftToken)
+			defer C.free(unsafe.Pointer(tok))
+			var out *C.fotp_query_result
+			e := C.fotp_wait(cl, tok, ms, &out)
+			runtime.KeepAlive(c)
+			if err := takeError(e); err != nil {
+				return nil, err
+			}
+			return takeQueryResult(out), nil
+		})
+		if err == nil {
+			return r, nil
+		}
+		if fe, ok := err.(*Error); ok && fe.Kind == KindTimeout && fe.cause == nil {
+			if hasDeadline && !time.Now().Before(dl) {
+				return nil, deadlineError()
+			}
+			continue // this slice ended without a final status
+		}
+		return nil, err
+	}
+}
+
+// Confirm cross-checks a callback with the platform: it queries ftToken and compares the
+// status (success), the code and the mobile number. It returns false when they differ;
+// errors are only for queries that failed (or a cb that is not a valid callback).
+func (c *Client) Confirm(ctx context.Context, cb *Callback, ftToken string) (bool, error) {
+	if cb == nil {
+		return false, newError(KindInvalidArgument, "the callback is nil")
+	}
+	if err := checkToken(ftToken); err != nil {
+		return false, err
+	}
+	// The C side compares its own callback object: rebuild one from cb's fields.
+	body, err := jsonMarshal(cb)
+	if err != nil {
+		return false, newError(KindInvalidArgument, "the callback cannot be encoded: %v", err)
+	}
+	ccb, err := parseC(body)
+	if err != nil {
+		msg := err.Error()
+		if fe, ok := err.(*Error); ok {
+			msg = fe.Message
+		}
+		return false, newError(KindInvalidArgument, "the callback is not valid: %s", msg)
+	}
+	cl, end, err := c.begin(ctx)
+	if err != nil {
+		C.fotp_callback_free(ccb)
+		return false, err
+	}
+	ok, err := run(ctx, func() (bool, error) {
+		defer end()
+		defer C.fotp_callback_free(ccb)
+		tok := C.CString(ftToken)
+		defer C.free(unsafe.Pointer(tok))
+		var confirmed C.bool
+		e := C.fotp_confirm_callback(cl, ccb, tok, &confirmed)
+		runtime.KeepAlive(c)
+		if err := takeError(e); err != nil {
+			return false, err
+		}
+		return bool(confirmed), nil
+	})
+	return ok, timeoutFromCtx(ctx, err)
+}
+
+// checkToken refuses what C strings cannot carry; the library checks the rest.
+func checkToken(tok string) error {
+	if strings.IndexByte(tok, 0) >= 0 {
+		return newError(KindInvalidArgument, "ftToken must contain only visible ASCII characters")
+	}
+	return nil
+}
+
+func takeQueryResult(r *C.fotp_query_result) *QueryResult {
+	defer C.fotp_query_result_free(r)
+	var f [6]*C.char
+	C.fotp_query_result_fields(r, &f[0], C.size_t(len(f)))
+	return &QueryResult{
+		Status:      Status(C.fotp_query_result_status(r)),
+		RawStatus:   goString(f[0]),
+		Mobile:      goString(f[1]),
+		Sender:      goString(f[2]),
+		SendTime:    goString(f[3]),
+		Code:        goString(f[4]),
+		DeliverTime: goString(f[5]),
+	}
+}
+
+// goString copies a library string; NULL (absent) becomes "".
+func goString(p *C.char) string {
+	if p == nil {
+		return ""
+	}
+	return C.GoString(p)
+}
+
+// Version returns the version of the linked fotp library, e.g. "0.1.0".
+func Version() string { return C.GoString(C.fotp_version()) }
+
+// libraryAck is the library's own callback answer (tests compare it with CallbackAck).
+func libraryAck() string { return C.GoString(C.fotp_callback_ack()) }

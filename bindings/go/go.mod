@@ -1,0 +1,3 @@
+module github.com/fotp-sdk/fotp/bindings/go
+
+go 1.22

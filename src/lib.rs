@@ -44,6 +44,7 @@ mod client;
 mod config;
 mod error;
 pub mod sign;
+pub mod tracker;
 pub mod validate;
 pub mod wire;
 
@@ -58,6 +59,9 @@ pub use config::{
 };
 pub use error::{Error, ErrorKind, Result};
 pub use sign::{Header, HmacHeaderNames, Secret, Signer, TokenHeaderNames};
+#[cfg(feature = "redis")]
+pub use tracker::RedisStore;
+pub use tracker::{Match, MemoryStore, Reservation, Store, Tracker};
 pub use wire::{QueryResult, Status, Verification, VerifyRequest};
 
 /// The version of this library.

@@ -23,11 +23,13 @@ mod client;
 mod config;
 mod error;
 mod objects;
+mod tracker;
 
 pub use client::*;
 pub use config::*;
 pub use error::*;
 pub use objects::*;
+pub use tracker::*;
 
 #[cfg(test)]
 mod tests;

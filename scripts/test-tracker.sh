@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# The push-mode tracker: core unit tests, the memory and Redis stores against a fake platform,
+# two real processes sharing Redis behind the sandbox, the tracker's C ABI from Rust, and from
+# C under valgrind. The tests start their own redis-server (Debian package `redis-server`) on
+# an ephemeral loopback port; FOTP_REQUIRE_REDIS=1 makes a missing binary a failure, not a skip.
+# Needs: cargo, gcc, valgrind, redis-server.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+RELEASE="$ROOT/target/release"
+WORK=$(mktemp -d)
+SANDBOX_PID=
+REDIS_PID=
+step() { echo "--- test-tracker: $*"; }
+
+cleanup() {
+  # Only the processes this script started.
+  for pid in "$SANDBOX_PID" "$REDIS_PID"; do
+    if [ -n "$pid" ]; then
+      kill "$pid" 2>/dev/null || true
+      wait "$pid" 2>/dev/null || true
+    fi
+  done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+for tool in cargo gcc valgrind redis-server; do
+  command -v "$tool" >/dev/null || { echo "test-tracker: $tool is required" >&2; exit 1; }
+done
+export FOTP_REQUIRE_REDIS=1 FOTP_REQUIRE_SANDBOX=1
+
+step "build (library, and the fotp command for the sandbox)"
+cargo build --release -p fotp -p fotp-cli
+
+step "Rust: core unit tests, stores, two processes, C ABI"
+cargo test -p fotp --lib tracker::
+cargo test -p fotp --test tracker --test tracker_redis --test tracker_sandbox --test tracker_ffi
+
+step "C: the tracker API against the sandbox and a redis-server, under valgrind"
+mkfifo "$WORK/sandbox.out" "$WORK/redis.out"
+"$RELEASE/fotp" sandbox --addr 127.0.0.1:0 >"$WORK/sandbox.out" 2>"$WORK/sandbox.err" &
+SANDBOX_PID=$!
+exec {SB}<"$WORK/sandbox.out"
+IFS= read -r -t 30 -u "$SB" line || { cat "$WORK/sandbox.err" >&2; exit 1; }
+[[ $line =~ ^FOTP_BASE_URL=(http://127\.0\.0\.1:[0-9]+)$ ]] ||
+  { echo "test-tracker: unexpected sandbox line: $line" >&2; exit 1; }
+BASE_URL=${BASH_REMATCH[1]}
+cat <&"$SB" >"$WORK/sandbox.log" &
+exec {SB}<&-
+
+# An ephemeral port: free now; if redis cannot bind it, it exits and the read below fails.
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+redis-server --port "$PORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
+  >"$WORK/redis.out" &
+REDIS_PID=$!
+exec {RD}<"$WORK/redis.out"
+ready=
+while IFS= read -r -t 30 -u "$RD" line; do
+  if [[ $line == *"Ready to accept connections"* ]]; then ready=1; break; fi
+done
+[ -n "$ready" ] || { echo "test-tracker: redis-server did not start" >&2; exit 1; }
+cat <&"$RD" >/dev/null &
+exec {RD}<&-
+
+gcc -std=c99 -Wall -Wextra -Werror -pedantic -I"$ROOT/include" \
+  tests/tracker_support/tracker_c.c -o "$WORK/tracker_c" \
+  -L"$RELEASE" -lfotp -lpthread -Wl,-rpath,"$RELEASE"
+valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
+  --show-leak-kinds=definite "$WORK/tracker_c" "$BASE_URL" "redis://127.0.0.1:$PORT/"
+
+echo "test-tracker: all tracker checks passed"

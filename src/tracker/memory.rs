@@ -1,0 +1,475 @@
+//! The in-memory store: one process, a mutex-protected map and a condition variable.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::fmt;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use super::{Match, Reserve, Store};
+use crate::error::{Error, Result};
+
+/// The time source of a [`MemoryStore`]'s expiries: a monotonic duration since any fixed
+/// origin. Replace it to test expiry without waiting.
+pub trait Clock: Send + Sync + fmt::Debug {
+    /// The time now, since the clock's origin.
+    fn now(&self) -> Duration;
+}
+
+#[derive(Debug)]
+struct Monotonic(Instant);
+
+impl Clock for Monotonic {
+    fn now(&self) -> Duration {
+        self.0.elapsed()
+    }
+}
+
+/// A [`Store`] for one process: codes in a mutex-protected map, waiters on a condition
+/// variable. Expired codes are dropped on every operation.
+pub struct MemoryStore {
+    state: Mutex<State>,
+    matched: Condvar,
+    clock: Arc<dyn Clock>,
+}
+
+#[derive(Default)]
+struct State {
+    codes: HashMap<String, Slot>,
+    /// (expiry, code), to drop expired codes in order.
+    expiries: BTreeSet<(Duration, String)>,
+    /// Live codes per length (index 4-6).
+    live: [usize; 7],
+    /// Tokens whose callback was matched, while their code is live.
+    matched: HashSet<String>,
+}
+
+struct Slot {
+    expires: Duration,
+    holder: Holder,
+}
+
+enum Holder {
+    Reserved { ticket: String },
+    Bound { ft_token: String, matched: bool },
+}
+
+impl State {
+    fn purge(&mut self, now: Duration) {
+        while let Some(first) = self.expiries.first() {
+            if first.0 > now {
+                break;
+            }
+            let (_, code) = self.expiries.pop_first().expect("checked non-empty");
+            self.remove(&code);
+        }
+    }
+
+    fn remove(&mut self, code: &str) {
+        if let Some(slot) = self.codes.remove(code) {
+            self.expiries.remove(&(slot.expires, code.to_owned()));
+            self.live[code.len()] -= 1;
+            if let Holder::Bound {
+                ft_token,
+                matched: true,
+            } = slot.holder
+            {
+                self.matched.remove(&ft_token);
+            }
+        }
+    }
+}
+
+impl MemoryStore {
+    /// An empty store using the system's monotonic clock.
+    pub fn new() -> MemoryStore {
+        MemoryStore::with_clock(Arc::new(Monotonic(Instant::now())))
+    }
+
+    /// An empty store whose expiries follow `clock`.
+    pub fn with_clock(clock: Arc<dyn Clock>) -> MemoryStore {
+        MemoryStore {
+            state: Mutex::new(State::default()),
+            matched: Condvar::new(),
+            clock,
+        }
+    }
+
+    /// The number of live codes (reserved or bound) of `len` digits.
+    pub fn live(&self, len: usize) -> usize {
+        let mut s = self.lock();
+        s.purge(self.clock.now());
+        s.live.get(len).copied().unwrap_or(0)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Every update keeps the state consistent before it can panic, so a poisoned lock
+        // still guards valid data.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn now_locked(&self) -> MutexGuard<'_, State> {
+        let mut s = self.lock();
+        s.purge(self.clock.now());
+        s
+    }
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        MemoryStore::new()
+    }
+}
+
+impl fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryStore").finish_non_exhaustive()
+    }
+}
+
+impl Store for MemoryStore {
+    fn reserve(
+        &self,
+        candidates: &[String],
+        ticket: &str,
+        limit: usize,
+        ttl: Duration,
+    ) -> Result<Reserve> {
+        let Some(len) = candidates.first().map(String::len) else {
+            return Ok(Reserve::AllTaken);
+        };
+        if !(4..=6).contains(&len) || candidates.iter().any(|c| c.len() != len) {
+            return Err(Error::invalid(
+                "candidates must be codes of one length, 4-6",
+            ));
+        }
+        let now = self.clock.now();
+        let mut s = self.lock();
+        s.purge(now);
+        if s.live[len] >= limit {
+            return Ok(Reserve::Exhausted);
+        }
+        let Some(i) = candidates.iter().position(|c| !s.codes.contains_key(c)) else {
+            return Ok(Reserve::AllTaken);
+        };
+        let code = candidates[i].clone();
+        let expires = now.saturating_add(ttl);
+        s.expiries.insert((expires, code.clone()));
+        s.codes.insert(
+            code,
+            Slot {
+                expires,
+                holder: Holder::Reserved {
+                    ticket: ticket.to_owned(),
+                },
+            },
+        );
+        s.live[len] += 1;
+        Ok(Reserve::Reserved(i))
+    }
+
+    fn bind(&self, code: &str, ticket: &str, ft_token: &str) -> Result<bool> {
+        let mut s = self.now_locked();
+        match s.codes.get_mut(code) {
+            Some(slot) if matches!(&slot.holder, Holder::Reserved { ticket: t } if t == ticket) => {
+                slot.holder = Holder::Bound {
+                    ft_token: ft_token.to_owned(),
+                    matched: false,
+                };
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    fn release(&self, code: &str, ticket: &str) -> Result<()> {
+        let mut s = self.now_locked();
+        let ours = matches!(
+            s.codes.get(code),
+            Some(Slot { holder: Holder::Reserved { ticket: t }, .. }) if t == ticket
+        );
+        if ours {
+            s.remove(code);
+        }
+        Ok(())
+    }
+
+    fn claim(&self, code: &str) -> Result<Option<Match>> {
+        let mut s = self.now_locked();
+        let Some(Slot {
+            holder: Holder::Bound { ft_token, matched },
+            ..
+        }) = s.codes.get_mut(code)
+        else {
+            return Ok(None);
+        };
+        let ft_token = ft_token.clone();
+        let duplicate = std::mem::replace(matched, true);
+        if !duplicate {
+            s.matched.insert(ft_token.clone());
+            self.matched.notify_all();
+        }
+        Ok(Some(Match {
+            ft_token,
+            duplicate,
+        }))
+    }
+
+    fn wait_matched(&self, ft_token: &str, timeout: Duration) -> Result<bool> {
+        let deadline = super::deadline_after(timeout);
+        let mut s = self.now_locked();
+        loop {
+            if s.matched.contains(ft_token) {
+                return Ok(true);
+            }
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                return Ok(false);
+            };
+            if left.is_zero() {
+                return Ok(false);
+            }
+            s = self
+                .matched
+                .wait_timeout(s, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+            s.purge(self.clock.now());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+    use crate::tracker::Tracker;
+    use crate::Callback;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    #[derive(Debug, Default)]
+    struct ManualClock(AtomicU64);
+
+    impl ManualClock {
+        fn advance(&self, d: Duration) {
+            self.0.fetch_add(d.as_millis() as u64, Ordering::SeqCst);
+        }
+    }
+
+    impl Clock for ManualClock {
+        fn now(&self) -> Duration {
+            Duration::from_millis(self.0.load(Ordering::SeqCst))
+        }
+    }
+
+    fn manual() -> (Arc<ManualClock>, Arc<MemoryStore>, Tracker) {
+        let clock = Arc::new(ManualClock::default());
+        let store = Arc::new(MemoryStore::with_clock(clock.clone()));
+        let tracker = Tracker::with_store(store.clone());
+        (clock, store, tracker)
+    }
+
+    fn callback(code: &str) -> Callback {
+        Callback {
+            mobile: "8613800000000".into(),
+            sender: "1008611".into(),
+            send_time: "2025-05-15 11:23:34".into(),
+            code: code.into(),
+            content: None,
+            deliver_time: None,
+            err: None,
+        }
+    }
+
+    #[test]
+    fn ten_thousand_concurrent_allocations_are_unique() {
+        let tracker = Tracker::memory();
+        let threads = 16;
+        let per = 10_000 / threads;
+        let codes: Vec<String> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..threads)
+                .map(|_| {
+                    let t = &tracker;
+                    s.spawn(move || {
+                        (0..per)
+                            .map(|_| t.reserve(6, Some(5)).unwrap().code().to_owned())
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap())
+                .collect()
+        });
+        assert_eq!(codes.len(), threads * per);
+        let distinct: HashSet<_> = codes.iter().collect();
+        assert_eq!(distinct.len(), codes.len(), "a code was handed out twice");
+    }
+
+    #[test]
+    fn exhaustion_at_half_the_space_per_length() {
+        let (_, store, tracker) = manual();
+        let mut held = Vec::new();
+        for _ in 0..4500 {
+            held.push(tracker.reserve(4, None).unwrap());
+        }
+        assert_eq!(store.live(4), 4500);
+        let e = tracker.reserve(4, None).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Exhausted);
+        assert!(e.message().contains("4-digit"), "{e}");
+        // Other lengths have their own space.
+        tracker.reserve(5, None).unwrap();
+        // Freeing one makes room for exactly one.
+        tracker.release(&held.pop().unwrap()).unwrap();
+        tracker.reserve(4, None).unwrap();
+        assert_eq!(
+            tracker.reserve(4, None).unwrap_err().kind(),
+            ErrorKind::Exhausted
+        );
+    }
+
+    #[test]
+    fn codes_expire_after_validity_plus_grace() {
+        let (clock, store, tracker) = manual();
+        let tracker = tracker.with_grace(Duration::from_secs(60));
+        let r = tracker.reserve(4, Some(1)).unwrap();
+        tracker.bind(&r, "tok-1").unwrap();
+        clock.advance(Duration::from_secs(119));
+        assert_eq!(store.live(4), 1);
+        let m = tracker
+            .match_callback(&callback(r.code()))
+            .unwrap()
+            .unwrap();
+        assert_eq!(m.ft_token, "tok-1");
+        assert!(!m.duplicate);
+        assert!(store.wait_matched("tok-1", Duration::ZERO).unwrap());
+        clock.advance(Duration::from_secs(1));
+        // Gone: no match, no matched flag, the count dropped.
+        assert_eq!(tracker.match_callback(&callback(r.code())).unwrap(), None);
+        assert!(!store.wait_matched("tok-1", Duration::ZERO).unwrap());
+        assert_eq!(store.live(4), 0);
+        let s = store.lock();
+        assert!(s.codes.is_empty() && s.expiries.is_empty() && s.matched.is_empty());
+    }
+
+    #[test]
+    fn an_expired_reservation_cannot_be_bound_or_released_over_a_new_one() {
+        let (clock, store, tracker) = manual();
+        let old = tracker.reserve(4, Some(1)).unwrap();
+        clock.advance(Duration::from_secs(3600));
+        // Someone else now holds the same code.
+        assert_eq!(
+            store
+                .reserve(
+                    &[old.code().to_owned()],
+                    "other",
+                    4500,
+                    Duration::from_secs(60)
+                )
+                .unwrap(),
+            Reserve::Reserved(0)
+        );
+        let e = tracker.bind(&old, "tok-old").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Network);
+        tracker.release(&old).unwrap();
+        assert_eq!(store.live(4), 1, "release must not free another's code");
+        assert!(store.bind(old.code(), "other", "tok-new").unwrap());
+        let m = tracker.match_callback(&callback(old.code())).unwrap();
+        assert_eq!(m.unwrap().ft_token, "tok-new");
+    }
+
+    #[test]
+    fn matches_once_then_duplicates() {
+        let tracker = Tracker::memory();
+        let r = tracker.reserve(5, None).unwrap();
+        let cb = callback(r.code());
+        // Reserved but not bound yet: nothing to match.
+        assert_eq!(tracker.match_callback(&cb).unwrap(), None);
+        tracker.bind(&r, "tok-a").unwrap();
+        let first = tracker.match_callback(&cb).unwrap().unwrap();
+        assert_eq!(
+            first,
+            Match {
+                ft_token: "tok-a".into(),
+                duplicate: false
+            }
+        );
+        for _ in 0..3 {
+            let again = tracker.match_callback(&cb).unwrap().unwrap();
+            assert!(again.duplicate);
+            assert_eq!(again.ft_token, "tok-a");
+        }
+        // Another mobile with the same code still belongs to the same verification.
+        let mut other = cb.clone();
+        other.mobile = "8613900000000".into();
+        assert!(tracker.match_callback(&other).unwrap().unwrap().duplicate);
+        // Unknown or malformed codes match nothing.
+        for code in ["0000", "12", "abcd", "1234567"] {
+            if code != r.code() {
+                assert_eq!(tracker.match_callback(&callback(code)).unwrap(), None);
+            }
+        }
+    }
+
+    #[test]
+    fn concurrent_deliveries_match_exactly_once() {
+        let tracker = Tracker::memory();
+        let r = tracker.reserve(6, None).unwrap();
+        tracker.bind(&r, "tok-c").unwrap();
+        let cb = callback(r.code());
+        let firsts: usize = std::thread::scope(|s| {
+            (0..8)
+                .map(|_| s.spawn(|| tracker.match_callback(&cb).unwrap().unwrap()))
+                .collect::<Vec<_>>()
+                .into_iter()
+                .map(|h| usize::from(!h.join().unwrap().duplicate))
+                .sum()
+        });
+        assert_eq!(firsts, 1);
+    }
+
+    #[test]
+    fn huge_durations_do_not_overflow() {
+        let (_, store, tracker) = manual();
+        let tracker = tracker.with_grace(Duration::MAX);
+        let r = tracker.reserve(4, Some(10)).unwrap();
+        tracker.bind(&r, "tok-h").unwrap();
+        tracker
+            .match_callback(&callback(r.code()))
+            .unwrap()
+            .unwrap();
+        assert!(store.wait_matched("tok-h", Duration::MAX).unwrap());
+        assert_eq!(store.live(4), 1);
+    }
+
+    #[test]
+    fn wait_is_woken_by_a_match() {
+        let tracker = Tracker::memory();
+        let r = tracker.reserve(4, None).unwrap();
+        tracker.bind(&r, "tok-w").unwrap();
+        let store = tracker.store().clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let started = Instant::now();
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| {
+                tx.send(()).unwrap();
+                store
+                    .wait_matched("tok-w", Duration::from_secs(30))
+                    .unwrap()
+            });
+            rx.recv().unwrap();
+            tracker
+                .match_callback(&callback(r.code()))
+                .unwrap()
+                .unwrap();
+            assert!(waiter.join().unwrap());
+        });
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "woken by the match, not by the time limit"
+        );
+        // Another token is not woken: its wait runs into the time limit.
+        assert!(!store
+            .wait_matched("tok-other", Duration::from_millis(20))
+            .unwrap());
+    }
+}

@@ -1,0 +1,467 @@
+//! Push mode at scale: matching callbacks to verifications.
+//!
+//! A callback names no `ftToken`, only the phone number and the code. A [`Tracker`] gives each
+//! verification a code that no other live verification of the same tracker holds, so the code
+//! alone finds the verification; it reports a second delivery of the same callback as a
+//! duplicate, and lets any process sharing its store wait for the result.
+//!
+//! ```no_run
+//! # fn main() -> fotp::Result<()> {
+//! # let client = fotp::Client::from_env()?;
+//! let tracker = fotp::Tracker::memory(); // or fotp::Tracker::redis(url, "fotp")?
+//! let v = tracker.verify(&client, "2", 4, Some(5))?;
+//! // ... in the callback handler (possibly another process sharing the Redis store):
+//! # let body = b"";
+//! let cb = fotp::parse_callback(body)?;
+//! match tracker.match_callback(&cb)? {
+//!     Some(m) if !m.duplicate => { /* first delivery for m.ft_token */ }
+//!     Some(_) => { /* a duplicate delivery: already handled */ }
+//!     None => { /* no live verification holds this code */ }
+//! }
+//! // ... where the user waits:
+//! let result = tracker.wait(&client, &v.ft_token, std::time::Duration::from_secs(120))?;
+//! # Ok(()) }
+//! ```
+//!
+//! ## Design decisions
+//! - Codes never start with `0`: a callback field may arrive as a JSON integer, which would
+//!   drop a leading zero. The code space of length `n` is therefore `9 * 10^(n-1)` codes, and at
+//!   most half of it may be live at once (4 digits: 4500); past that, allocation fails with
+//!   [`ErrorKind::Exhausted`].
+//! - A code stays reserved for the verification's validity (the platform default of 5 minutes
+//!   when none is given) plus a grace period ([`DEFAULT_GRACE`]), so a late callback is still
+//!   matched and the code is not handed out again while the platform may still report it.
+//! - The mobile number is not part of the match: the platform decides which phone sent the code.
+//! - [`Tracker::wait`]'s result always comes from the platform's query. A matched callback only
+//!   wakes the waiter so it queries at once instead of at the next poll: a callback carries no
+//!   signature, so a forged one can never make `wait` report success.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::callback::Callback;
+use crate::client::Client;
+use crate::error::{Error, ErrorKind, Result};
+use crate::validate;
+use crate::wire::{QueryResult, Status, Verification, VerifyRequest};
+
+mod memory;
+#[cfg(feature = "redis")]
+mod redis_store;
+
+pub use memory::{Clock, MemoryStore};
+#[cfg(feature = "redis")]
+pub use redis_store::RedisStore;
+
+/// How long a code stays reserved after its verification's validity ends.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(60);
+
+/// How often [`Tracker::wait`] queries the platform when no callback wakes it.
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(2);
+
+/// The platform's validity when a verification does not set one (minutes).
+const DEFAULT_VALIDITY_MINUTES: u32 = 5;
+
+/// Candidates sent to the store per allocation attempt (one round trip for Redis).
+const CANDIDATES: usize = 8;
+
+/// Attempts before giving up; with at most half of the space live, all
+/// `CANDIDATES * ROUNDS` candidates being taken has a probability below 2^-128.
+const ROUNDS: usize = 16;
+
+/// The result of matching a callback.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Match {
+    /// The verification the callback belongs to.
+    pub ft_token: String,
+    /// `true` when this callback was matched before (a repeated delivery).
+    pub duplicate: bool,
+}
+
+/// A code reserved by [`Tracker::reserve`], to [`bind`](Tracker::bind) to the verification's
+/// token or [`release`](Tracker::release).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Reservation {
+    code: String,
+    ticket: String,
+}
+
+impl Reservation {
+    /// The reserved code (send it as the verify request's `code`).
+    pub fn code(&self) -> &str {
+        &self.code
+    }
+}
+
+impl fmt::Debug for Reservation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The ticket proves ownership of the reservation: keep it out of logs.
+        f.debug_struct("Reservation")
+            .field("code", &self.code)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What [`Store::reserve`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reserve {
+    /// The candidate at this index is now reserved.
+    Reserved(usize),
+    /// Every candidate is held by a live verification (try others).
+    AllTaken,
+    /// `limit` codes of this length are already live.
+    Exhausted,
+}
+
+/// Where a tracker keeps its codes: one process ([`MemoryStore`]) or shared ([`RedisStore`]).
+///
+/// Every method is atomic with respect to every other user of the same store. Implementations
+/// report their own failures as [`ErrorKind::Network`] errors and must never guess: a failed
+/// operation is an error, not a wrong answer.
+pub trait Store: Send + Sync + fmt::Debug {
+    /// Reserves the first of `candidates` (codes of one length) that no live verification
+    /// holds, for `ttl`, unless `limit` codes of that length are live already. `ticket` is the
+    /// reservation's secret owner id, needed by [`bind`](Store::bind) and
+    /// [`release`](Store::release).
+    fn reserve(
+        &self,
+        candidates: &[String],
+        ticket: &str,
+        limit: usize,
+        ttl: Duration,
+    ) -> Result<Reserve>;
+
+    /// Binds the reserved `code` to `ft_token` (keeping its expiry). Returns `false` when the
+    /// reservation `ticket` no longer holds the code (it expired or the store lost it).
+    fn bind(&self, code: &str, ticket: &str, ft_token: &str) -> Result<bool>;
+
+    /// Frees `code` if the reservation `ticket` still holds it and it is not bound.
+    fn release(&self, code: &str, ticket: &str) -> Result<()>;
+
+    /// Finds the live verification bound to `code` and marks it matched: the first call
+    /// answers `duplicate: false`, later ones `true`. `None` when no live verification holds
+    /// the code. Wakes the waiters of its token.
+    fn claim(&self, code: &str) -> Result<Option<Match>>;
+
+    /// Returns `true` as soon as a callback for `ft_token` was matched (at once if it already
+    /// was), `false` when `timeout` passes first.
+    fn wait_matched(&self, ft_token: &str, timeout: Duration) -> Result<bool>;
+}
+
+/// Matches push-mode callbacks to verifications; see the [module docs](self).
+///
+/// Cheap to clone and safe to share between threads: clones use the same store.
+#[derive(Clone, Debug)]
+pub struct Tracker {
+    store: Arc<dyn Store>,
+    grace: Duration,
+    poll_interval: Duration,
+    ttl_override: Option<Duration>,
+}
+
+impl Tracker {
+    /// A tracker over `store`.
+    pub fn new(store: impl Store + 'static) -> Tracker {
+        Tracker::with_store(Arc::new(store))
+    }
+
+    /// A tracker over a shared `store`.
+    pub fn with_store(store: Arc<dyn Store>) -> Tracker {
+        Tracker {
+            store,
+            grace: DEFAULT_GRACE,
+            poll_interval: DEFAULT_POLL_INTERVAL,
+            ttl_override: None,
+        }
+    }
+
+    /// A tracker for one process, keeping its codes in memory.
+    pub fn memory() -> Tracker {
+        Tracker::new(MemoryStore::new())
+    }
+
+    /// A tracker whose codes live in Redis under `namespace`, shared by every process that
+    /// uses the same server and namespace. See [`RedisStore::open`].
+    #[cfg(feature = "redis")]
+    pub fn redis(url: &str, namespace: &str) -> Result<Tracker> {
+        Ok(Tracker::new(RedisStore::open(url, namespace)?))
+    }
+
+    /// Sets how long a code stays reserved after the verification's validity
+    /// (default [`DEFAULT_GRACE`]).
+    pub fn with_grace(mut self, grace: Duration) -> Tracker {
+        self.grace = grace;
+        self
+    }
+
+    /// Sets how often [`wait`](Tracker::wait) queries the platform when no callback wakes it
+    /// (default [`DEFAULT_POLL_INTERVAL`], at least 10 ms).
+    pub fn with_poll_interval(mut self, interval: Duration) -> Tracker {
+        self.poll_interval = interval.max(Duration::from_millis(10));
+        self
+    }
+
+    /// Test hook: every reservation lives exactly `ttl`, whatever the validity and grace.
+    #[doc(hidden)]
+    pub fn with_ttl_override(mut self, ttl: Duration) -> Tracker {
+        self.ttl_override = Some(ttl);
+        self
+    }
+
+    /// The store this tracker uses.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Starts a verification with a code of `code_length` digits (4-6) that no other live
+    /// verification of this tracker holds, valid `validity_minutes` (1-10, `None` for the
+    /// platform default).
+    ///
+    /// The code is reserved before the request and released if verify fails. Errors:
+    /// [`ErrorKind::Exhausted`] when half of the codes of that length are live, the store's
+    /// errors, and those of [`Client::verify`].
+    pub fn verify(
+        &self,
+        client: &Client,
+        ft_id: &str,
+        code_length: u32,
+        validity_minutes: Option<u32>,
+    ) -> Result<Verification> {
+        let mut req = VerifyRequest::new(ft_id);
+        req.validity_minutes = validity_minutes;
+        // Refuse bad input before touching the store.
+        req.validate()?;
+        let reservation = self.reserve(code_length, validity_minutes)?;
+        let req = req.code(reservation.code());
+        let v = match client.verify(&req) {
+            Ok(v) => v,
+            Err(e) => {
+                // Best effort: if this fails too, the reservation still expires with its TTL.
+                let _ = self.release(&reservation);
+                return Err(e);
+            }
+        };
+        if v.code != reservation.code {
+            let _ = self.release(&reservation);
+            return Err(Error::decode(
+                "the platform answered verify with another code than the tracker sent, so \
+                 its callbacks could not be matched",
+            ));
+        }
+        self.bind(&reservation, &v.ft_token)?;
+        Ok(v)
+    }
+
+    /// Reserves a code of `code_length` digits (4-6) for a verification valid
+    /// `validity_minutes` (1-10, `None` for the platform default); for apps that send verify
+    /// themselves. [`bind`](Tracker::bind) it to the token verify returns, or
+    /// [`release`](Tracker::release) it if verify fails.
+    pub fn reserve(&self, code_length: u32, validity_minutes: Option<u32>) -> Result<Reservation> {
+        let len = code_len(code_length)?;
+        if let Some(v) = validity_minutes {
+            validate::validity_minutes(v)?;
+        }
+        let minutes = validity_minutes.unwrap_or(DEFAULT_VALIDITY_MINUTES);
+        let ttl = self
+            .ttl_override
+            .unwrap_or(Duration::from_secs(60 * u64::from(minutes)).saturating_add(self.grace));
+        let ticket = crate::sign::new_nonce()?;
+        let limit = code_space(len) / 2;
+        for _ in 0..ROUNDS {
+            let candidates = random_codes(len, CANDIDATES)?;
+            match self.store.reserve(&candidates, &ticket, limit, ttl)? {
+                Reserve::Reserved(i) => {
+                    let code = candidates.into_iter().nth(i).ok_or_else(|| {
+                        Error::new(
+                            ErrorKind::Internal,
+                            "the tracker's store reserved a candidate that does not exist",
+                        )
+                    })?;
+                    return Ok(Reservation { code, ticket });
+                }
+                Reserve::Exhausted => break,
+                Reserve::AllTaken => {}
+            }
+        }
+        Err(Error::new(
+            ErrorKind::Exhausted,
+            format!(
+                "no free {len}-digit code: at most {limit} may be live at once; use longer codes"
+            ),
+        ))
+    }
+
+    /// Binds a reservation to the token verify returned for it.
+    ///
+    /// Fails (without touching anything) when the reservation expired meanwhile: then the
+    /// verification's callbacks cannot be matched by this tracker.
+    pub fn bind(&self, reservation: &Reservation, ft_token: &str) -> Result<()> {
+        validate::ft_token(ft_token)?;
+        if self
+            .store
+            .bind(&reservation.code, &reservation.ticket, ft_token)?
+        {
+            Ok(())
+        } else {
+            Err(Error::new(
+                ErrorKind::Network,
+                "the tracker's store no longer holds the code's reservation (it expired, or the \
+                 store was flushed)",
+            ))
+        }
+    }
+
+    /// Frees a reservation that was not bound (verify failed).
+    pub fn release(&self, reservation: &Reservation) -> Result<()> {
+        self.store.release(&reservation.code, &reservation.ticket)
+    }
+
+    /// Finds the live verification a callback belongs to, by its code.
+    ///
+    /// The first delivery gives `Match { duplicate: false, .. }` and wakes the waiters of that
+    /// token in every process sharing the store; later deliveries give `duplicate: true`.
+    /// `None` when no live verification of this tracker holds the code. The callback is not
+    /// authenticated by this: see [`Client::confirm_callback`].
+    pub fn match_callback(&self, cb: &Callback) -> Result<Option<Match>> {
+        // A code the tracker can never have allocated needs no store round trip.
+        if validate::code(&cb.code).is_err() {
+            return Ok(None);
+        }
+        self.store.claim(&cb.code)
+    }
+
+    /// Waits for the result of `ft_token`: returns as soon as a callback for it was matched
+    /// (in any process sharing the store) and the platform's query reports a final status, or
+    /// when a query made every poll interval does; after `timeout`, a timeout error.
+    ///
+    /// The result always comes from a query (see the [module docs](self)). Transient query
+    /// failures are retried within `timeout`; a store failure is returned as is.
+    pub fn wait(&self, client: &Client, ft_token: &str, timeout: Duration) -> Result<QueryResult> {
+        validate::ft_token(ft_token)?;
+        let deadline = deadline_after(timeout);
+        let timed_out = || {
+            Error::new(
+                ErrorKind::Timeout,
+                format!("no final status within {} ms", timeout.as_millis()),
+            )
+        };
+        let mut matched = false;
+        loop {
+            let left = remaining(deadline).ok_or_else(timed_out)?;
+            let slice = left.min(self.poll_interval);
+            if !matched {
+                matched = self.store.wait_matched(ft_token, slice)?;
+            } else {
+                // Matched, but the platform has no final status yet: poll it.
+                std::thread::sleep(slice);
+            }
+            let left = remaining(deadline).ok_or_else(timed_out)?;
+            let limited = client.with_timeout(left.min(client.config().timeout()));
+            match limited.query(ft_token) {
+                Ok(r) if r.status != Status::Processing => return Ok(r),
+                Ok(_) => {}
+                Err(e) if matches!(e.kind(), ErrorKind::Network | ErrorKind::Timeout) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// Now plus `timeout`, or a century ahead for a timeout too long to add.
+pub(crate) fn deadline_after(timeout: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(timeout)
+        .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 86_400)))
+        .unwrap_or(now)
+}
+
+fn remaining(deadline: Instant) -> Option<Duration> {
+    deadline
+        .checked_duration_since(Instant::now())
+        .filter(|d| !d.is_zero())
+}
+
+fn code_len(code_length: u32) -> Result<usize> {
+    match code_length {
+        4..=6 => Ok(code_length as usize),
+        n => Err(Error::invalid(format!(
+            "code_length must be 4-6 digits, got {n}"
+        ))),
+    }
+}
+
+/// The number of codes of `len` digits the tracker uses (no leading zero).
+pub(crate) fn code_space(len: usize) -> usize {
+    9 * 10usize.pow(len as u32 - 1)
+}
+
+/// `n` random codes of `len` digits without a leading zero, from the OS CSPRNG.
+pub(crate) fn random_codes(len: usize, n: usize) -> Result<Vec<String>> {
+    let low = 10u32.pow(len as u32 - 1);
+    let span = 9 * low;
+    // Rejection sampling keeps every code equally likely.
+    let zone = u32::MAX - u32::MAX % span;
+    let mut out = Vec::with_capacity(n);
+    let mut buf = [0u8; 4 * CANDIDATES];
+    while out.len() < n {
+        getrandom::fill(&mut buf).map_err(|e| {
+            Error::new(
+                ErrorKind::Internal,
+                format!("the OS random number generator failed: {e}"),
+            )
+        })?;
+        for chunk in buf.chunks_exact(4) {
+            let r = u32::from_le_bytes(chunk.try_into().expect("4-byte chunks"));
+            if r < zone && out.len() < n {
+                out.push((low + r % span).to_string());
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn random_codes_have_the_length_and_no_leading_zero() {
+        for len in 4..=6 {
+            let codes = random_codes(len, 2000).unwrap();
+            assert_eq!(codes.len(), 2000);
+            for c in &codes {
+                assert_eq!(c.len(), len, "{c}");
+                assert!(!c.starts_with('0'), "{c}");
+                validate::code(c).unwrap();
+            }
+            let distinct: std::collections::HashSet<_> = codes.iter().collect();
+            assert!(distinct.len() > 1500, "codes must vary: {}", distinct.len());
+        }
+        // Both ends of the 4-digit range show up among many draws.
+        let many = random_codes(4, 200_000).unwrap();
+        assert!(many.iter().any(|c| c.starts_with('1')));
+        assert!(many.iter().any(|c| c.starts_with('9')));
+    }
+
+    #[test]
+    fn code_length_rules() {
+        for bad in [0, 3, 7, 100] {
+            let e = code_len(bad).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+            assert!(e.message().contains("code_length"), "{e}");
+        }
+        assert_eq!(code_space(4), 9000);
+        assert_eq!(code_space(6), 900_000);
+    }
+
+    #[test]
+    fn reservation_debug_hides_the_ticket() {
+        let r = Reservation {
+            code: "1234".into(),
+            ticket: "secret-ticket".into(),
+        };
+        let s = format!("{r:?}");
+        assert!(s.contains("1234") && !s.contains("secret-ticket"), "{s}");
+    }
+}

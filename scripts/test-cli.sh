@@ -11,14 +11,17 @@ cd "$ROOT"
 # The suite sets what it needs; a developer's FOTP_* settings must not leak in.
 while read -r var; do unset "$var"; done < <(compgen -e | grep '^FOTP_' || true)
 
-echo "--> cargo fmt --check (cli)"
-cargo fmt -p fotp-cli --check
+# scripts/test has already run these for the whole workspace.
+if [ -z "${FOTP_WORKSPACE_CHECKED:-}" ]; then
+  echo "--> cargo fmt --check (cli)"
+  cargo fmt -p fotp-cli --check
 
-echo "--> cargo clippy (cli)"
-cargo clippy -p fotp-cli --all-targets -- -D warnings
+  echo "--> cargo clippy (cli)"
+  cargo clippy -p fotp-cli --all-targets -- -D warnings
 
-echo "--> cargo test -p fotp-cli"
-cargo test -p fotp-cli
+  echo "--> cargo test -p fotp-cli"
+  cargo test -p fotp-cli
+fi
 
 echo "--> browser check"
 # A no-op when nothing changed.

@@ -1,6 +1,6 @@
 //! `fotp demo`: the whole flow on loopback, in-process, with no configuration.
 
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -8,7 +8,7 @@ use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::post;
 use axum::Router;
-use fotp::{Client, Config, Error, ErrorKind, VerifyRequest};
+use fotp::{Client, Config, Error, ErrorKind, Match, Tracker};
 use fotp_cli::sandbox::{self, Sandbox, Template};
 
 const MOBILE: &str = "8613800138000";
@@ -24,8 +24,13 @@ pub fn run() -> Result<std::process::ExitCode, Error> {
         .build()
         .map_err(|e| internal("cannot start the runtime", e))?;
 
-    // The app's push endpoint: parse with the core, answer the ACK, hand the callback over.
-    let (cb_tx, cb_rx) = mpsc::channel::<fotp::Callback>();
+    // The tracker gives each verification a code no other live one holds, so a callback (which
+    // names no token) finds its verification, exactly once.
+    let tracker = Arc::new(Tracker::memory());
+
+    // The app's push endpoint: parse with the core, match with the tracker, answer the ACK.
+    let (cb_tx, cb_rx) = mpsc::channel::<(fotp::Callback, Option<Match>)>();
+    let receiver_tracker = tracker.clone();
     let receiver = runtime
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .map_err(|e| internal("cannot open the callback receiver", e))?;
@@ -34,10 +39,13 @@ pub fn run() -> Result<std::process::ExitCode, Error> {
         "/callback",
         post(move |body: Bytes| {
             let tx = cb_tx.clone();
+            let tracker = receiver_tracker.clone();
             async move {
-                match fotp::parse_callback(&body) {
-                    Ok(cb) => {
-                        let _ = tx.send(cb);
+                let matched = fotp::parse_callback(&body)
+                    .and_then(|cb| tracker.match_callback(&cb).map(|m| (cb, m)));
+                match matched {
+                    Ok(pair) => {
+                        let _ = tx.send(pair);
                         (
                             StatusCode::OK,
                             [(header::CONTENT_TYPE, "application/json")],
@@ -79,10 +87,10 @@ pub fn run() -> Result<std::process::ExitCode, Error> {
     )?;
 
     println!(
-        "1. Your backend calls verify for template {}",
+        "1. Your backend calls verify for template {} through a tracker",
         sandbox::DEFAULT_FT_ID
     );
-    let v = client.verify(&VerifyRequest::new(sandbox::DEFAULT_FT_ID))?;
+    let v = tracker.verify(&client, sandbox::DEFAULT_FT_ID, 4, None)?;
     println!("   ✓ link      {}", v.url);
     println!("     ftToken   {}", v.ft_token);
     println!("     code      {}", v.code);
@@ -99,28 +107,47 @@ pub fn run() -> Result<std::process::ExitCode, Error> {
         sandbox::DEFAULT_SENDER
     );
     println!("   \"{content}\"  (from {MOBILE})");
-    uplink(&base, &v.ft_token, &content)?;
+    // Two deliveries: platforms retry, and the tracker must not count the SMS twice.
+    uplink(&base, &v.ft_token, &content, 2)?;
     println!("   ✓ the platform received it\n");
 
-    println!("3. Push mode: the platform POSTs the result to your callback address");
-    let cb = cb_rx
-        .recv_timeout(Duration::from_secs(15))
-        .map_err(|_| Error::new(ErrorKind::Timeout, "no callback arrived within 15 s"))?;
-    println!(
-        "   ✓ callback   mobile {}, code {}, sent {} (answered {})",
-        cb.mobile,
-        cb.code,
-        cb.send_time,
-        fotp::CALLBACK_ACK
-    );
-    let confirmed = client.confirm_callback(&cb, &v.ft_token)?;
-    println!(
-        "   {} confirmed with a query (status, code and mobile match)\n",
-        if confirmed { "✓" } else { "✗ NOT" }
-    );
+    println!("3. Push mode: the platform POSTs the result to your callback address (twice here)");
+    let mut confirmed = false;
+    let mut first_matches = 0;
+    for delivery in 1..=2 {
+        let (cb, m) = cb_rx
+            .recv_timeout(Duration::from_secs(15))
+            .map_err(|_| Error::new(ErrorKind::Timeout, "no callback arrived within 15 s"))?;
+        println!(
+            "   ✓ callback {delivery}  mobile {}, code {}, sent {} (answered {})",
+            cb.mobile,
+            cb.code,
+            cb.send_time,
+            fotp::CALLBACK_ACK
+        );
+        match m {
+            Some(m) if m.ft_token == v.ft_token && !m.duplicate => {
+                first_matches += 1;
+                println!("     tracker   matched to ftToken {}", m.ft_token);
+                confirmed = client.confirm_callback(&cb, &m.ft_token)?;
+                println!(
+                    "     {} confirmed with a query (status, code and mobile match)",
+                    if confirmed { "✓" } else { "✗ NOT" }
+                );
+            }
+            Some(m) if m.duplicate => {
+                println!(
+                    "     tracker   a repeated delivery for {}: ignored",
+                    m.ft_token
+                )
+            }
+            _ => println!("     ✗ tracker   no live verification holds this code"),
+        }
+    }
+    println!();
 
-    println!("4. Pull mode: your backend waits for the result (query until final)");
-    let r = client.wait(&v.ft_token, Duration::from_secs(15))?;
+    println!("4. Pull mode: your backend waits for the result (the matched callback wakes it)");
+    let r = tracker.wait(&client, &v.ft_token, Duration::from_secs(15))?;
     println!(
         "   ✓ status {} ({}), mobile {}, code {}\n",
         r.raw_status,
@@ -143,7 +170,7 @@ pub fn run() -> Result<std::process::ExitCode, Error> {
 
     drop(sb);
     runtime.shutdown_timeout(Duration::from_millis(500));
-    if confirmed && r.status == fotp::Status::Success {
+    if confirmed && first_matches == 1 && r.status == fotp::Status::Success {
         Ok(std::process::ExitCode::SUCCESS)
     } else {
         Err(Error::new(
@@ -154,8 +181,10 @@ pub fn run() -> Result<std::process::ExitCode, Error> {
 }
 
 /// Simulates the user's SMS through the sandbox's `POST /sandbox/uplink`.
-fn uplink(base: &str, token: &str, content: &str) -> Result<(), Error> {
-    let body = serde_json::json!({"ftToken": token, "mobile": MOBILE, "content": content});
+fn uplink(base: &str, token: &str, content: &str, deliveries: u32) -> Result<(), Error> {
+    let body = serde_json::json!({
+        "ftToken": token, "mobile": MOBILE, "content": content, "deliveries": deliveries
+    });
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .proxy(None)
         .timeout_global(Some(Duration::from_secs(10)))

@@ -558,4 +558,12 @@ fn demo_runs_the_whole_flow() {
     ] {
         assert!(out.contains(needle), "{needle} in {out}");
     }
+    // The tracker matches the first delivery and recognises the second.
+    assert_eq!(
+        out.matches("tracker   matched to ftToken").count(),
+        1,
+        "{out}"
+    );
+    assert_eq!(out.matches("a repeated delivery").count(), 1, "{out}");
+    assert!(!out.contains('✗'), "{out}");
 }

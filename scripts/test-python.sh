@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Python binding: build libfotp and the sandbox if needed, install the package (a platform wheel
 # carrying libfotp.so) into the current Python, type-check it, and run its tests against the
-# INSTALLED package. Runnable from any directory.
+# INSTALLED package. Runnable from any directory. Needs redis-server (Debian package) for the
+# tracker tests.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PY="${PYTHON:-python3}"
@@ -30,4 +31,6 @@ echo "--> pytest (installed package)"
 cd bindings/python/tests
 # The suite sets what it needs; a developer's FOTP_* settings must not leak in.
 while read -r var; do unset "$var"; done < <(compgen -e | grep '^FOTP_' || true)
-"$PY" -m pytest -c ../pyproject.toml --rootdir .. -q "$@" .
+# The tracker tests start their own redis-server (Debian package redis-server): here a missing
+# one is a failure, not a skip.
+FOTP_REQUIRE_REDIS=1 "$PY" -m pytest -c ../pyproject.toml --rootdir .. -q "$@" .

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import os
 import queue
+import shutil
 import socket
 import subprocess
 import threading
 import time
-from collections import deque
+import urllib.error
 import urllib.request
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -284,3 +286,106 @@ def eventually(probe: Callable[[], T], timeout: float = 10) -> T:
 def rss_bytes() -> int:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+# --- Redis -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Redis:
+    proc: subprocess.Popen[str]
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/"
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(10)
+
+
+def redis_missing() -> str | None:
+    """Why Redis tests cannot run (redis-server is not installed), or None."""
+    if shutil.which("redis-server"):
+        return None
+    return "redis-server is not installed (Debian package redis-server)"
+
+
+def start_redis() -> Redis:
+    """A private redis-server on an ephemeral loopback port, nothing saved to disk."""
+    for _ in range(5):
+        port = int(closed_port_url().rsplit(":", 1)[1])
+        proc = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
+                "--loglevel",
+                "notice",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        assert proc.stdout is not None
+        seen: list[str] = []
+        # Ready when it says so; EOF means it exited (e.g. another process took the port).
+        for line in proc.stdout:
+            seen.append(line)
+            if "Ready to accept connections" in line:
+                # Keep reading its log so it never blocks on a full pipe.
+                threading.Thread(target=proc.stdout.read, daemon=True).start()
+                return Redis(proc, port)
+        proc.wait(10)
+    raise RuntimeError(f"redis-server did not start on any of 5 ports: {''.join(seen)}")
+
+
+@contextmanager
+def redis_server() -> Iterator[Redis]:
+    r = start_redis()
+    try:
+        yield r
+    finally:
+        r.stop()
+
+
+# --- a proxy that shows the queries --------------------------------------------------------
+
+
+@contextmanager
+def query_spy(target: str) -> Iterator[tuple[str, queue.Queue[str]]]:
+    """A loopback HTTP proxy to `target` (the sandbox); yields its URL and a queue receiving
+    the status of every query answer that passes through ("0", "1", "2", or "error").
+
+    The sign covers appId, timestamp, nonce and body only, so forwarding keeps it valid.
+    """
+    statuses: queue.Queue[str] = queue.Queue()
+
+    def respond(req: BaseHTTPRequestHandler, body: bytes) -> tuple[int, dict[str, str], bytes]:
+        headers = {k: v for k, v in req.headers.items() if k.lower() not in ("host", "connection")}
+        fwd = urllib.request.Request(target + req.path, data=body, headers=headers, method="POST")
+        try:
+            with urlopen(fwd, timeout=10) as r:
+                status, out = r.status, r.read()
+        except urllib.error.HTTPError as e:
+            status, out = e.code, e.read()
+        if req.path.endswith("/flash/opt/query"):
+            try:
+                statuses.put(str(json.loads(out)["data"]["status"]))
+            except (ValueError, KeyError, TypeError):
+                statuses.put("error")
+        return status, {"Content-Type": "application/json"}, out
+
+    with http_server(respond) as (url, _):
+        yield url, statuses

@@ -11,7 +11,10 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from _support import REPO, Sandbox, closed_port_url, sandbox
+import pytest
+
+from _support import REPO, Redis, Sandbox, closed_port_url, sandbox
+from conftest import require_redis
 
 EXAMPLES = REPO / "examples" / "python"
 
@@ -106,3 +109,34 @@ def test_push_receiver_example() -> None:
             assert proc.wait(20) == 0, out
     assert "callback: 8613087654321 sent code" in out
     assert "confirmed with the platform: True" in out
+
+
+@pytest.mark.parametrize("store", ["memory", "redis"])
+def test_push_tracker_example(store: str, request: pytest.FixtureRequest) -> None:
+    extra: tuple[str, ...] = ()
+    if store == "redis":
+        require_redis()
+        redis: Redis = request.getfixturevalue("redis")
+        extra = ("--redis", redis.url)
+    port = closed_port_url().rsplit(":", 1)[1]
+    with sandbox("--template", f"9=http://127.0.0.1:{port}/cb") as sb:
+        seen: list[str] = []
+        args = ("--port", port, "--ft-id", "9", "--timeout", "20", *extra)
+        with run("push_tracker.py", *args, env=env_for(sb)) as (proc, lines):
+            m = read_until(lines, r"redirect/(\w+) \(code (\d+)\)", seen)
+            sb.uplink(m[1], m[2], mobile="8613087650000", deliveries=2)
+            out = rest(lines, seen)
+            assert proc.wait(20) == 0, out
+    assert f"callback for {m[1]}: 8613087650000 sent the code" in out
+    assert out.index("sent the code") < out.index("verified: 8613087650000"), out
+
+
+def test_push_tracker_example_reports_redis_down() -> None:
+    require_redis()
+    seen: list[str] = []
+    env = {"FOTP_BASE_URL": "http://127.0.0.1:1", "FOTP_APP_ID": "a", "FOTP_APP_SECRET": "s"}
+    url = closed_port_url().replace("http", "redis", 1)
+    with run("push_tracker.py", "--redis", url, env=env) as (proc, lines):
+        out = rest(lines, seen)
+        assert proc.wait(20) == 2, out
+    assert "configuration: network error" in out

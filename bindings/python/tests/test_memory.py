@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 
 import fotp
@@ -61,3 +62,21 @@ def test_verify_20k() -> None:
 
         grew = _growth(failing, 20_000, 1_000)
         assert grew < 2 * MiB, f"RSS grew {grew / MiB:.1f} MiB"
+
+
+def test_tracker_match_100k() -> None:
+    # Every call parses a callback, matches it (a duplicate: a fotp_match to free) and frees both.
+    with (
+        sandbox("--quiet") as sb,
+        fotp.Client(sb.base_url, **sb.client_kwargs()) as c,
+        fotp.Tracker.memory() as t,
+    ):
+        v = t.verify(c, "2")
+        cb = dataclasses.replace(fotp.parse_callback(SEED), code=v.code)
+        assert cb.code == v.code and t.match(cb) == fotp.Match(v.ft_token, False)
+
+        def call() -> None:
+            t.match(cb)
+
+        grew = _growth(call, 100_000, 5_000)
+        assert grew < 4 * MiB, f"RSS grew {grew / MiB:.1f} MiB"

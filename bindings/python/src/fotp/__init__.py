@@ -13,7 +13,7 @@ from __future__ import annotations
 import ctypes
 
 from . import _ffi
-from ._async import AsyncClient
+from ._async import AsyncClient, AsyncTracker
 from ._client import CALLBACK_ACK, Client, parse_callback
 from ._errors import (
     ApiError,
@@ -28,7 +28,8 @@ from ._errors import (
     NetworkError,
     Timeout,
 )
-from ._types import Callback, QueryResult, Status, Verification
+from ._tracker import Tracker
+from ._types import Callback, Match, QueryResult, Status, Verification
 from ._wsgi import wsgi_callback
 
 __version__ = "0.1.0"
@@ -37,6 +38,7 @@ __all__ = [
     "CALLBACK_ACK",
     "ApiError",
     "AsyncClient",
+    "AsyncTracker",
     "Callback",
     "Client",
     "ConfigError",
@@ -47,10 +49,12 @@ __all__ = [
     "HttpStatusError",
     "InternalError",
     "InvalidArgument",
+    "Match",
     "NetworkError",
     "QueryResult",
     "Status",
     "Timeout",
+    "Tracker",
     "Verification",
     "__version__",
     "library_path",

@@ -15,12 +15,14 @@ from typing import Any, Callable, TypeVar
 
 from ._client import Client
 from ._errors import InvalidArgument
-from ._types import Callback, QueryResult, Verification
+from ._tracker import Tracker
+from ._types import Callback, Match, QueryResult, Verification
 
-__all__ = ["AsyncClient"]
+__all__ = ["AsyncClient", "AsyncTracker"]
 
 _T = TypeVar("_T")
 _A = TypeVar("_A", bound="AsyncClient")
+_AT = TypeVar("_AT", bound="AsyncTracker")
 
 DEFAULT_MAX_WORKERS = 32
 
@@ -146,6 +148,106 @@ class AsyncClient:
         self.close()
 
     async def __aenter__(self: _A) -> _A:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _async_client_arg(client: object) -> AsyncClient:
+    if isinstance(client, AsyncClient):
+        return client
+    hint = "; with a fotp.Client use fotp.Tracker" if isinstance(client, Client) else ""
+    raise TypeError(f"client must be a fotp.AsyncClient, not {type(client).__name__}{hint}")
+
+
+class AsyncTracker:
+    """The methods of :class:`Tracker` as coroutines, for asyncio applications.
+
+    Wraps a blocking :class:`Tracker` (``AsyncTracker(tracker)``, which it then owns), or make
+    one with :meth:`memory` or ``await AsyncTracker.redis(url)``. :meth:`verify` and
+    :meth:`wait` take an :class:`AsyncClient` and run in its thread pool; :meth:`match` runs in
+    ``executor``, by default the event loop's. :attr:`tracker` is the blocking tracker
+    underneath, e.g. for a :func:`wsgi_callback` in the same process. Use ``async with`` or
+    ``await aclose()``.
+    """
+
+    def __init__(self, tracker: Tracker, *, executor: Executor | None = None) -> None:
+        if not isinstance(tracker, Tracker):
+            raise TypeError(f"tracker must be a fotp.Tracker, not {type(tracker).__name__}")
+        self._tracker = tracker
+        self._executor = executor
+
+    @classmethod
+    def memory(cls: type[_AT], *, executor: Executor | None = None) -> _AT:
+        """See :meth:`Tracker.memory`."""
+        return cls(Tracker.memory(), executor=executor)
+
+    @classmethod
+    async def redis(
+        cls: type[_AT], url: str, namespace: str = "fotp", *, executor: Executor | None = None
+    ) -> _AT:
+        """See :meth:`Tracker.redis`; connecting happens in ``executor``, off the event loop."""
+        loop = asyncio.get_running_loop()
+        tracker = await loop.run_in_executor(executor, Tracker.redis, url, namespace)
+        return cls(tracker, executor=executor)
+
+    @property
+    def tracker(self) -> Tracker:
+        """The blocking tracker underneath (shares everything with this one)."""
+        return self._tracker
+
+    @property
+    def closed(self) -> bool:
+        return self._tracker.closed
+
+    def __repr__(self) -> str:
+        return "<fotp.AsyncTracker wrapping " + repr(self._tracker)[1:]
+
+    async def verify(
+        self,
+        client: AsyncClient,
+        ft_id: str,
+        code_length: int = 4,
+        validity_minutes: int | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> Verification:
+        """See :meth:`Tracker.verify`."""
+        ac = _async_client_arg(client)
+        return await ac._run(
+            self._tracker.verify, ac.client, ft_id, code_length, validity_minutes, timeout=timeout
+        )
+
+    async def match(self, cb: Callback) -> Match | None:
+        """See :meth:`Tracker.match`."""
+        if self._tracker.closed:  # fail at once, without a trip through the executor
+            raise InvalidArgument("this fotp.Tracker is closed")
+        loop = asyncio.get_running_loop()
+        ctx = contextvars.copy_context()
+        return await loop.run_in_executor(
+            self._executor, functools.partial(ctx.run, self._tracker.match, cb)
+        )
+
+    async def wait(self, client: AsyncClient, ft_token: str, timeout: float = 60.0) -> QueryResult:
+        """See :meth:`Tracker.wait`."""
+        ac = _async_client_arg(client)
+        return await ac._run(self._tracker.wait, ac.client, ft_token, timeout)
+
+    def close(self) -> None:
+        """Closes the tracker; idempotent. Calls still running finish first, safely."""
+        self._tracker.close()
+
+    async def aclose(self) -> None:
+        """Same as :meth:`close`, awaitable."""
+        self.close()
+
+    async def __aenter__(self: _AT) -> _AT:
         return self
 
     async def __aexit__(

@@ -7,7 +7,8 @@ import json
 import math
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from ctypes import byref, c_bool, c_char_p, c_void_p
 from types import TracebackType
 from typing import Any, TypeVar
@@ -381,6 +382,26 @@ class Client(_Owned):
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+    @contextmanager
+    def _borrow(self, timeout_ms: int | None = None) -> Iterator[int]:
+        """The library client for one call, which cannot be freed meanwhile.
+
+        With ``timeout_ms``, a temporary client sharing this one's pool, with that time limit.
+        """
+        ptr = self._acquire()
+        try:
+            if timeout_ms is None:
+                yield ptr
+                return
+            tmp = c_void_p()
+            _check(_client_with_timeout(ptr, timeout_ms, byref(tmp)))
+            try:
+                yield tmp.value  # type: ignore[misc]
+            finally:
+                _client_free(tmp.value)
+        finally:
+            self._release()
 
     def _call(self, fn: Any, args: tuple[Any, ...], timeout: float | None) -> int:
         """Runs ``fn(client, *args, &out)`` and returns ``out``; raises on error."""

@@ -89,6 +89,16 @@ SIGNATURES: dict[str, tuple[Any, tuple[Any, ...]]] = {
     "fotp_callback_ack": (c_void_p, ()),
     "fotp_confirm_callback": (c_void_p, (c_void_p, c_void_p, c_char_p, POINTER(c_bool))),
     "fotp_version": (c_void_p, ()),
+    # trackers (push mode, CONTRACT section 8)
+    "fotp_tracker_new_memory": (c_void_p, ()),
+    "fotp_tracker_new_redis": (c_void_p, (c_char_p, c_char_p, _OUT)),
+    "fotp_tracker_free": (None, (c_void_p,)),
+    "fotp_tracker_verify": (c_void_p, (c_void_p, c_void_p, c_char_p, c_uint32, c_uint32, _OUT)),
+    "fotp_tracker_match": (c_void_p, (c_void_p, c_void_p, _OUT)),
+    "fotp_match_ft_token": (c_void_p, (c_void_p,)),
+    "fotp_match_is_duplicate": (c_bool, (c_void_p,)),
+    "fotp_match_free": (None, (c_void_p,)),
+    "fotp_tracker_wait": (c_void_p, (c_void_p, c_void_p, c_char_p, c_uint32, _OUT)),
 }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
-__all__ = ["Callback", "QueryResult", "Status", "Verification"]
+__all__ = ["Callback", "Match", "QueryResult", "Status", "Verification"]
 
 
 class Status(IntEnum):
@@ -65,3 +65,13 @@ class Callback:
     content: str | None = None
     deliver_time: str | None = None
     err: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """The verification a callback belongs to, found by ``Tracker.match``."""
+
+    ft_token: str
+    """The token of the verification whose code the callback carries."""
+    duplicate: bool
+    """True when this callback was matched before: a repeated delivery, not to act on again."""

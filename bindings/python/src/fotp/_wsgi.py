@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 from ._client import CALLBACK_ACK, parse_callback
 from ._errors import FotpError
-from ._types import Callback
+from ._tracker import Tracker
+from ._types import Callback, Match
 
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
@@ -67,20 +68,49 @@ def _read_body(environ: WSGIEnvironment) -> bytes:
     return b"".join(chunks)
 
 
-def wsgi_callback(handler: Callable[[Callback], object], tracker: None = None) -> WSGIApplication:
-    """A WSGI application for push mode: ``handler(cb)`` is called for every callback.
+@overload
+def wsgi_callback(
+    handler: Callable[[Callback], object], tracker: None = None
+) -> WSGIApplication: ...
+
+
+@overload
+def wsgi_callback(
+    handler: Callable[[Callback, Match | None], object], tracker: Tracker
+) -> WSGIApplication: ...
+
+
+def wsgi_callback(
+    handler: Callable[..., object], tracker: Tracker | None = None
+) -> WSGIApplication:
+    """A WSGI application for push mode: the handler is called for every callback.
+
+    Without a tracker, ``handler(cb)`` is called with the parsed :class:`Callback`.
+
+    With a :class:`Tracker`, each callback is first matched (:meth:`Tracker.match`), which
+    wakes :meth:`Tracker.wait` for its token, and ``handler(cb, match)`` is called: ``match`` is
+    a :class:`Match` (``match.ft_token``; ``match.duplicate`` is True for a repeated delivery of
+    an already matched callback, which the handler should ignore) or None when no live
+    verification of the tracker holds the callback's code (expired, or not this tracker's).
+    A duplicate is reported even when the handler raised on the first delivery: the platform's
+    query (:meth:`Tracker.wait`, :meth:`Client.confirm`) stays the source of truth.
 
     Answers ``200`` with :data:`CALLBACK_ACK` (``application/json``) when the handler returns,
     ``400`` naming the problem for a body that does not parse (at most 64 KiB is read),
-    ``500`` when the handler raises (so the platform delivers again; the exception is logged on
-    the ``fotp.wsgi`` logger) and ``405`` for a method other than POST.
+    ``500`` when the tracker fails (e.g. Redis is down) or the handler raises (so the platform
+    delivers again; the exception is logged on the ``fotp.wsgi`` logger) and ``405`` for a
+    method other than POST.
 
     A callback carries no signature: confirm it with :meth:`Client.confirm` before trusting it.
     The platform may deliver a callback more than once, so the handler should be idempotent.
-    ``tracker`` is reserved for trackers (CONTRACT section 8) and must be None for now.
     """
-    if tracker is not None:
-        raise NotImplementedError("trackers are not supported by this version of fotp")
+    if tracker is not None and not isinstance(tracker, Tracker):
+        hint = (
+            "; pass an AsyncTracker's .tracker" if type(tracker).__name__ == "AsyncTracker" else ""
+        )
+        raise TypeError(
+            f"tracker must be a fotp.Tracker or None, not {type(tracker).__name__}{hint}"
+        )
     if not callable(handler):
         raise TypeError("handler must be callable")
 
@@ -99,8 +129,19 @@ def wsgi_callback(handler: Callable[[Callback], object], tracker: None = None) -
             return _answer(start_response, "400 Bad Request", _error_body(400, message))
         except OSError as e:  # the client went away mid-body
             return _answer(start_response, "400 Bad Request", _error_body(400, f"read error: {e}"))
+        if tracker is not None:
+            try:
+                match = tracker.match(cb)
+            except Exception:
+                _log.exception("the tracker could not match the callback; answering 500")
+                return _answer(
+                    start_response, "500 Internal Server Error", _error_body(500, "tracker failed")
+                )
         try:
-            handler(cb)
+            if tracker is None:
+                handler(cb)
+            else:
+                handler(cb, match)
         except Exception:
             _log.exception("the callback handler raised; answering 500 so the platform retries")
             return _answer(

@@ -8,6 +8,7 @@ import "C"
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"unsafe"
@@ -48,6 +49,11 @@ func ParseCallback(body []byte) (*Callback, error) {
 		return nil, err
 	}
 	defer C.fotp_callback_free(cb)
+	return callbackFromC(cb), nil
+}
+
+// callbackFromC copies the fields of a library callback object.
+func callbackFromC(cb *C.fotp_callback) *Callback {
 	var f [7]*C.char
 	C.fotp_callback_fields(cb, &f[0], C.size_t(len(f)))
 	return &Callback{
@@ -58,7 +64,7 @@ func ParseCallback(body []byte) (*Callback, error) {
 		Content:     goString(f[4]),
 		DeliverTime: goString(f[5]),
 		Err:         goString(f[6]),
-	}, nil
+	}
 }
 
 func jsonMarshal(cb *Callback) ([]byte, error) { return json.Marshal(cb) }
@@ -72,6 +78,57 @@ func jsonMarshal(cb *Callback) ([]byte, error) { return json.Marshal(cb) }
 //
 // The platform may deliver a callback more than once: handle must tolerate duplicates.
 func CallbackHandler(handle func(ctx context.Context, cb *Callback) error) http.Handler {
+	if handle == nil {
+		return callbackHandler(func(*http.Request, *C.fotp_callback, *Callback) error {
+			return errNoHandler
+		})
+	}
+	return callbackHandler(func(r *http.Request, _ *C.fotp_callback, cb *Callback) error {
+		return handle(r.Context(), cb)
+	})
+}
+
+// TrackedCallbackHandler is CallbackHandler for apps that start their verifications with
+// t.Verify: it matches each callback with t before calling handle, so that handle learns
+// the verification's token and whether this delivery is a duplicate, and Tracker.Wait for
+// that token returns at once (in every process sharing t's store).
+//
+// m is nil when no live verification of t holds the callback's code (not one of ours, or
+// expired); m.Duplicate is true when a callback for m.FtToken was matched before. handle
+// may be nil when Tracker.Wait does all the work: each callback is then matched and
+// acknowledged. A store failure answers 500 without calling handle (nothing was matched,
+// so the platform's next delivery is matched as a first one). As with CallbackHandler, an
+// error from handle answers 500 and the platform delivers the callback again, but that
+// delivery is then a duplicate: make handle's work idempotent per token rather than
+// skipping duplicates if it can fail. Matching does not authenticate a callback: act on
+// Tracker.Wait's result (the platform's query) or Client.Confirm, not on the callback alone.
+func TrackedCallbackHandler(t *Tracker, handle func(ctx context.Context, cb *Callback, m *Match) error) http.Handler {
+	if t == nil {
+		return callbackHandler(func(*http.Request, *C.fotp_callback, *Callback) error {
+			return errNoTracker
+		})
+	}
+	return callbackHandler(func(r *http.Request, ccb *C.fotp_callback, cb *Callback) error {
+		m, err := t.matchC(ccb)
+		if err != nil {
+			return err
+		}
+		if handle == nil {
+			return nil
+		}
+		return handle(r.Context(), cb, m)
+	})
+}
+
+// Configuration mistakes, answered with their own text (they hold no application details).
+var (
+	errNoHandler = errors.New("no callback handler")
+	errNoTracker = errors.New("no tracker for the callback handler")
+)
+
+// callbackHandler serves callbacks: it checks the method, reads and parses the body, and
+// answers CallbackAck when process returns nil, 500 otherwise.
+func callbackHandler(process func(r *http.Request, ccb *C.fotp_callback, cb *Callback) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
 			w.Header().Set("Allow", http.MethodPost)
@@ -84,7 +141,7 @@ func CallbackHandler(handle func(ctx context.Context, cb *Callback) error) http.
 			http.Error(w, "cannot read the callback body: "+err.Error(), http.StatusBadRequest)
 			return
 		}
-		cb, err := ParseCallback(body)
+		ccb, err := parseC(body)
 		if err != nil {
 			msg := err.Error()
 			if fe, ok := err.(*Error); ok {
@@ -93,12 +150,14 @@ func CallbackHandler(handle func(ctx context.Context, cb *Callback) error) http.
 			http.Error(w, "invalid callback: "+msg, http.StatusBadRequest)
 			return
 		}
-		if handle == nil {
-			http.Error(w, "no callback handler", http.StatusInternalServerError)
+		defer C.fotp_callback_free(ccb)
+		err = process(r, ccb, callbackFromC(ccb))
+		if err == errNoHandler || err == errNoTracker {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
 		}
 		// The error may hold application details: it is not sent back to the platform.
-		if err := handle(r.Context(), cb); err != nil {
+		if err != nil {
 			http.Error(w, "the callback was not processed", http.StatusInternalServerError)
 			return
 		}

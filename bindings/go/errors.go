@@ -79,8 +79,9 @@ var (
 	ErrInternal        = &Error{Kind: KindInternal, Message: "internal"}
 )
 
-// ErrClosed is reported (inside an invalid-argument *Error) by methods of a closed Client.
-var ErrClosed = errors.New("fotp: the client is closed")
+// ErrClosed is reported (inside an invalid-argument *Error) by methods of a closed Client
+// or Tracker.
+var ErrClosed = errors.New("fotp: use of a closed Client or Tracker")
 
 func (e *Error) Error() string {
 	if e.APICode != "" {
@@ -96,7 +97,7 @@ func (e *Error) Is(target error) bool {
 }
 
 // Unwrap returns the underlying cause, if any (context.DeadlineExceeded when a context
-// deadline ended the call, ErrClosed for a closed client).
+// deadline ended the call, ErrClosed for a closed client or tracker).
 func (e *Error) Unwrap() error { return e.cause }
 
 func sentinel(k ErrorKind) *Error {

@@ -28,9 +28,17 @@ var sb struct {
 	// onCallback receives every callback the receiver accepts.
 	mu         sync.Mutex
 	onCallback func(*Callback) error
+	// trackedFtID is a template whose callbacks go to rawReceiver, which passes each request
+	// to the handler set with setCallbackHandler (e.g. a TrackedCallbackHandler).
+	trackedFtID string
+	rawReceiver *httptest.Server
+	rawHandler  http.Handler
 }
 
-const pushFtID = "77"
+const (
+	pushFtID    = "77"
+	trackedFtID = "78"
+)
 
 func TestMain(m *testing.M) {
 	os.Exit(runMain(m))
@@ -61,9 +69,22 @@ func runMain(m *testing.M) int {
 		return f(cb)
 	}))
 	defer sb.receiver.Close()
+	sb.rawReceiver = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sb.mu.Lock()
+		h := sb.rawHandler
+		sb.mu.Unlock()
+		if h == nil {
+			http.Error(w, "no handler set", http.StatusServiceUnavailable)
+			return
+		}
+		h.ServeHTTP(w, r)
+	}))
+	defer sb.rawReceiver.Close()
 
-	cmd := exec.Command(bin, "sandbox", "--addr", "127.0.0.1:0",
-		"--template", pushFtID+"="+sb.receiver.URL+"/callback")
+	// The tracker's exhaustion tests start 9000 verifications per run (-count may repeat them).
+	cmd := exec.Command(bin, "sandbox", "--addr", "127.0.0.1:0", "--max-sessions", "1000000",
+		"--template", pushFtID+"="+sb.receiver.URL+"/callback",
+		"--template", trackedFtID+"="+sb.rawReceiver.URL+"/callback")
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -117,6 +138,7 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	sb.pushFtID = pushFtID
+	sb.trackedFtID = trackedFtID
 	return m.Run()
 }
 
@@ -128,6 +150,19 @@ func setOnCallback(t testing.TB, f func(*Callback) error) {
 	t.Cleanup(func() {
 		sb.mu.Lock()
 		sb.onCallback = nil
+		sb.mu.Unlock()
+	})
+}
+
+// setCallbackHandler routes the requests of the trackedFtID template's callbacks to h until
+// the test ends.
+func setCallbackHandler(t testing.TB, h http.Handler) {
+	sb.mu.Lock()
+	sb.rawHandler = h
+	sb.mu.Unlock()
+	t.Cleanup(func() {
+		sb.mu.Lock()
+		sb.rawHandler = nil
 		sb.mu.Unlock()
 	})
 }

@@ -189,3 +189,148 @@ func TestPushExample(t *testing.T) {
 	uplink(t, baseURL(env), "8613800000012", fmt.Sprintf("code %s", v.Code))
 	await(ctx, t, logs, regexp.MustCompile(`mobile 8613800000012 verified: true`))
 }
+
+// uplinkN simulates the user's SMS for ftToken, its callback delivered n times.
+func uplinkN(t *testing.T, baseURL, ftToken, mobile, content string, n int) {
+	t.Helper()
+	body, _ := json.Marshal(map[string]any{"ftToken": ftToken, "mobile": mobile, "content": content, "deliveries": n})
+	resp, err := http.Post(baseURL+"/sandbox/uplink", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	answer, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(answer), `"000000"`) {
+		t.Fatalf("uplink: %d %s", resp.StatusCode, answer)
+	}
+}
+
+// freeAddr returns a loopback address that is free now.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// redisURL starts a private redis-server on an ephemeral port and returns its URL; the test
+// is skipped when redis-server is missing, unless FOTP_REQUIRE_REDIS is set.
+func redisURL(ctx context.Context, t *testing.T) string {
+	t.Helper()
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		if os.Getenv("FOTP_REQUIRE_REDIS") != "" {
+			t.Fatalf("FOTP_REQUIRE_REDIS is set but redis-server is not installed: %v", err)
+		}
+		t.Skip("*** SKIPPED: redis-server is not installed; set FOTP_REQUIRE_REDIS=1 to make this a failure ***")
+	}
+	addr := freeAddr(t)
+	_, port, _ := net.SplitHostPort(addr)
+	cmd := exec.Command("redis-server", "--port", port, "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--daemonize", "no")
+	out, _ := start(t, cmd, true, false)
+	await(ctx, t, out, regexp.MustCompile(`Ready to accept connections`))
+	go func() {
+		for range out { // keep draining the log
+		}
+	}()
+	return "redis://" + addr + "/"
+}
+
+// getJSON GETs url and decodes its JSON answer into v.
+func getJSON(t *testing.T, url string, v any) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %d %s", url, resp.StatusCode, body)
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		t.Fatalf("GET %s: %v in %s", url, err, body)
+	}
+}
+
+// pushTracker runs the push-tracker example: instances[0] starts the verification and
+// answers /result, instances[len-1] receives the callbacks (the same one without Redis).
+func pushTracker(t *testing.T, redis bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	bin := build(t, "./push-tracker")
+	n := 1
+	var extra []string
+	if redis {
+		n = 2
+		extra = []string{"FOTP_REDIS_URL=" + redisURL(ctx, t), "FOTP_REDIS_NS=example"}
+	}
+	addrs := make([]string, n)
+	logs := make([]<-chan string, n)
+	for i := range addrs {
+		addrs[i] = freeAddr(t)
+	}
+	env := sandbox(ctx, t, "--template", "9=http://"+addrs[n-1]+"/fotp/callback")
+	for i, addr := range addrs {
+		cmd := exec.Command(bin)
+		cmd.Env = append(os.Environ(), append(append(env, extra...), "FOTP_LISTEN="+addr)...)
+		_, logs[i] = start(t, cmd, false, true)
+		await(ctx, t, logs[i], regexp.MustCompile(`listening on`))
+	}
+
+	var v struct{ URL, FtToken string }
+	getJSON(t, "http://"+addrs[0]+"/start?ftId=9", &v)
+	if !regexp.MustCompile(`^[0-9a-f]{32}$`).MatchString(v.FtToken) || !strings.Contains(v.URL, v.FtToken) {
+		t.Fatalf("/start: %+v", v)
+	}
+	type result struct{ Status, Mobile string }
+	got := make(chan result, 1)
+	go func() {
+		var r result
+		resp, err := http.Get("http://" + addrs[0] + "/result?ftToken=" + v.FtToken)
+		if err == nil {
+			_ = json.NewDecoder(resp.Body).Decode(&r)
+			resp.Body.Close()
+		}
+		got <- r
+	}()
+	code := codeOf(t, baseURL(env), v.FtToken)
+	if !regexp.MustCompile(`^[1-9][0-9]{5}$`).MatchString(code) {
+		t.Fatalf("the tracker's code %q is not 6 digits without a leading 0", code)
+	}
+	uplinkN(t, baseURL(env), v.FtToken, "8613800000013", "code "+code, 2)
+	cbLogs := logs[n-1]
+	await(ctx, t, cbLogs, regexp.MustCompile(`callback for `+v.FtToken+`: first delivery \(mobile 8613800000013\)`))
+	await(ctx, t, cbLogs, regexp.MustCompile(`callback for `+v.FtToken+`: repeated delivery`))
+	select {
+	case r := <-got:
+		if r.Status != "success" || r.Mobile != "8613800000013" {
+			t.Fatalf("/result: %+v", r)
+		}
+	case <-ctx.Done():
+		t.Fatal("/result did not answer")
+	}
+}
+
+// codeOf looks up the code of a session in the sandbox (the user would read it in the SMS).
+func codeOf(t *testing.T, baseURL, ftToken string) string {
+	t.Helper()
+	var list struct {
+		Sessions []struct{ FtToken, Code string }
+	}
+	getJSON(t, baseURL+"/sandbox/sessions", &list)
+	for _, s := range list.Sessions {
+		if s.FtToken == ftToken {
+			return s.Code
+		}
+	}
+	t.Fatalf("the sandbox has no session %s", ftToken)
+	return ""
+}
+
+func TestPushTrackerExample(t *testing.T) { pushTracker(t, false) }
+
+func TestPushTrackerExampleTwoInstancesSharingRedis(t *testing.T) { pushTracker(t, true) }

@@ -8,6 +8,9 @@
 // chooses a code no other verification in progress holds, remembers which token has it, and
 // confirms every callback with the platform before trusting it.
 //
+// fotp.Tracker does the code bookkeeping for you, in memory or in Redis for several
+// instances: see ../push-tracker.
+//
 // It reads FOTP_* from the environment, and FOTP_LISTEN (default 127.0.0.1:8789). With the
 // sandbox: fotp sandbox --template 2=http://127.0.0.1:8789/fotp/callback
 package main

@@ -69,7 +69,14 @@ pub fn parse_callback(body: &[u8]) -> Result<Callback> {
         "deliverTime",
         "err",
     ];
-    let mut de = serde_json::Deserializer::from_slice(body);
+    // One UTF-8 check of the whole body, instead of one per string inside the parser.
+    let text = std::str::from_utf8(body).map_err(|e| {
+        Error::decode(format!(
+            "invalid callback body: not valid UTF-8 (at byte {})",
+            e.valid_up_to()
+        ))
+    })?;
+    let mut de = serde_json::Deserializer::from_str(text);
     let [mobile, sender, send_time, code, content, deliver_time, err] = de
         .deserialize_map(StrFields::new(&NAMES))
         .and_then(|v| de.end().map(|()| v))
@@ -225,6 +232,15 @@ mod tests {
         assert!(parse_callback(pad(MAX_CALLBACK_BYTES).as_bytes()).is_ok());
         let e = decode_err(pad(MAX_CALLBACK_BYTES + 1).as_bytes());
         assert!(e.message().contains("limit"), "{e}");
+    }
+
+    #[test]
+    fn invalid_utf8_anywhere_is_refused() {
+        // In an unknown field too: the whole body must be UTF-8.
+        let e = decode_err(
+            b"{\"pad\":\"\xff\",\"mobile\":\"1\",\"sender\":\"s\",\"sendTime\":\"t\",\"code\":\"1234\"}",
+        );
+        assert!(e.message().contains("UTF-8"), "{e}");
     }
 
     #[test]

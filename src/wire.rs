@@ -221,8 +221,9 @@ impl<'de, const N: usize> Visitor<'de> for StrFields<N> {
     ) -> std::result::Result<Self::Value, A::Error> {
         let mut out: [Option<Cow<'de, str>>; N] = std::array::from_fn(|_| None);
         let mut seen = [false; N];
-        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-            match self.names.iter().position(|n| *n == key) {
+        // Keys are matched where they lie: `Cow<str>` keys would allocate one String each.
+        while let Some(key) = map.next_key_seed(KeyIndex(self.names))? {
+            match key {
                 Some(i) => {
                     if std::mem::replace(&mut seen[i], true) {
                         return Err(de::Error::custom(format_args!(
@@ -238,6 +239,28 @@ impl<'de, const N: usize> Visitor<'de> for StrFields<N> {
             }
         }
         Ok(out)
+    }
+}
+
+/// A key of a JSON object as its index in `names` (`None` for an unknown key).
+struct KeyIndex<const N: usize>(&'static [&'static str; N]);
+
+impl<'de, const N: usize> de::DeserializeSeed<'de> for KeyIndex<N> {
+    type Value = Option<usize>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> std::result::Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de, const N: usize> Visitor<'de> for KeyIndex<N> {
+    type Value = Option<usize>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a field name")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<Self::Value, E> {
+        Ok(self.0.iter().position(|n| *n == v))
     }
 }
 

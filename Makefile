@@ -64,3 +64,6 @@ header-check: build
 
 test-c:
 	bash scripts/test-c.sh
+
+.PHONY: bench  # phony: bench/ is also a directory
+bench: ; scripts/bench

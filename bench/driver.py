@@ -15,6 +15,7 @@ import os
 import platform
 import re
 import select
+import socket
 import shutil
 import statistics
 import subprocess
@@ -395,6 +396,60 @@ class Bench:
                     f"{rate / 1e6:.2f} M/s (rounds {1 / max(rust.samples) / 1e6:.2f}-"
                     f"{1 / min(rust.samples) / 1e6:.2f})", "≥ 3 M/s", rate >= 3e6)
 
+    # 6 (issue 8)
+    def tracker(self) -> None:
+        rounds, batch = (3, 0.02) if self.quick else (15, 0.06)
+        redis_bin = shutil.which("redis-server")
+        redis = None
+        env = dict(self.env)
+        if redis_bin:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                port = s.getsockname()[1]
+            redis = Proc([redis_bin, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                          "--appendonly", "no"], "redis-server", stdin=False)
+            deadline = time.monotonic() + 30
+            while "Ready to accept connections" not in redis.readline(30):
+                if time.monotonic() > deadline:
+                    raise BenchError("redis-server did not start")
+            env["FOTP_BENCH_REDIS"] = f"redis://127.0.0.1:{port}/"
+        cases = [
+            Case("rust", "tracker-alloc-memory", "allocate a code (reserve + release), memory"),
+            Case("rust", "tracker-match-memory", "match a callback, memory"),
+        ]
+        if redis:
+            cases += [
+                Case("rust", "tracker-alloc-redis", "allocate a code (reserve + release), Redis"),
+                Case("rust", "tracker-match-redis", "match a callback, Redis"),
+            ]
+        saved, self.env = self.env, env
+        try:
+            procs = self.runners("http://127.0.0.1:9", self.cpu, ["rust"])
+        finally:
+            self.env = saved
+        try:
+            interleave(cases, procs, rounds, batch, "tracker")
+        finally:
+            procs["rust"].stop()
+            if redis:
+                redis.stop()
+        self.out += [
+            "## 6. Tracker: allocating codes and matching callbacks",
+            "",
+            f"Rust API, one core (`taskset -c {self.cpu}`); 6-digit codes; Redis is a local",
+            "`redis-server` on loopback (one round trip per operation: each is one Lua script).",
+            "",
+            "| operation | median µs | min-max µs | per second (median) |",
+            "|---|---:|---:|---:|",
+        ]
+        for c in cases:
+            self.out.append(f"| {c.label} | {fmt_us(c.median)} | {fmt_us(min(c.samples))}-"
+                            f"{fmt_us(max(c.samples))} | {fmt_rate(1 / c.median)} |")
+        if not redis:
+            self.out.append("")
+            self.out.append("(redis-server was not found: the Redis rows were not measured.)")
+        self.out.append("")
+
     # 2
     def throughput(self) -> None:
         rounds, batch = (3, 0.05) if self.quick else (9, 0.25)
@@ -583,7 +638,7 @@ def main() -> int:
                     help="few rounds: a smoke run (printed; written only with --out)")
     ap.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     ap.add_argument("--only", help="comma-separated phases: latency,parsing,throughput,"
-                    "coldstart,sandbox (the file is then written to --out only if given)")
+                    "coldstart,sandbox,tracker (the file is then written to --out only if given)")
     args = ap.parse_args()
     if shutil.which("taskset") is None:
         print("bench: taskset (util-linux) is needed to pin the latency cases", file=sys.stderr)
@@ -591,7 +646,7 @@ def main() -> int:
     b = Bench(args.root.resolve(), args.quick)
     phases: dict[str, Callable[[], None]] = {
         "latency": b.latency, "throughput": b.throughput, "parsing": b.parsing,
-        "coldstart": b.coldstart, "sandbox": b.sandbox,
+        "coldstart": b.coldstart, "sandbox": b.sandbox, "tracker": b.tracker,
     }
     chosen = args.only.split(",") if args.only else list(phases)
     started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")

@@ -5,6 +5,9 @@
 //! `fotp-bench coldstart BASE_URL`: prints the ns taken to build a config and a client.
 //! `fotp-bench load BASE_URL THREADS MILLIS`: verify+query pairs from THREADS threads sharing
 //!   one client for MILLIS ms; prints `ok <requests> <elapsed ns>`.
+//!
+//! The tracker cases use an in-memory tracker, and a Redis one when `FOTP_BENCH_REDIS` names a
+//! server.
 
 use std::borrow::Cow;
 use std::io::{BufRead, Write};
@@ -277,7 +280,47 @@ fn plain_parse(body: &[u8]) -> Res<PlainCallback> {
     serde_json::from_slice(body).map_err(|e| e.to_string())
 }
 
+/// A tracker with one live verification bound to a token, and a callback carrying its code.
+struct TrackerCase {
+    tracker: fotp::Tracker,
+    callback: fotp::Callback,
+}
+
+impl TrackerCase {
+    fn new(tracker: fotp::Tracker) -> Res<TrackerCase> {
+        let r = tracker.reserve(6, Some(10)).map_err(|e| e.to_string())?;
+        tracker.bind(&r, QUERY_TOKEN).map_err(|e| e.to_string())?;
+        let mut callback = fotp::parse_callback(CALLBACK).map_err(|e| e.to_string())?;
+        callback.code = r.code().to_owned();
+        Ok(TrackerCase { tracker, callback })
+    }
+
+    /// Reserves a fresh code and gives it back: the allocation, with the live count steady.
+    fn allocate(&self) -> Res<()> {
+        let r = self
+            .tracker
+            .reserve(6, Some(10))
+            .map_err(|e| e.to_string())?;
+        check(r.code().len() == 6, "reserved code")?;
+        self.tracker.release(&r).map_err(|e| e.to_string())
+    }
+
+    /// Matches the callback (a duplicate after the first time: the same lookup and claim).
+    fn matching(&self) -> Res<()> {
+        let m = self
+            .tracker
+            .match_callback(&self.callback)
+            .map_err(|e| e.to_string())?;
+        check(
+            m.is_some_and(|m| m.ft_token == QUERY_TOKEN),
+            "tracker match",
+        )
+    }
+}
+
 struct Cases {
+    memory: TrackerCase,
+    redis: Option<TrackerCase>,
     fotp: fotp::Client,
     floor: Floor,
     trap: Floor,
@@ -354,6 +397,16 @@ impl Cases {
                 let b = f.post_signed(&f.verify_url, b"{\"ftId\":\"2\"}")?;
                 check(b.len() > 100, "verify body")
             })?,
+            "tracker-alloc-memory" => repeat(n, || self.memory.allocate())?,
+            "tracker-match-memory" => repeat(n, || self.memory.matching())?,
+            "tracker-alloc-redis" | "tracker-match-redis" => {
+                let t = self.redis.as_ref().ok_or("FOTP_BENCH_REDIS is not set")?;
+                if case.starts_with("tracker-alloc") {
+                    repeat(n, || t.allocate())?
+                } else {
+                    repeat(n, || t.matching())?
+                }
+            }
             "fotp-parse" => repeat(n, || {
                 let cb = fotp::parse_callback(std::hint::black_box(CALLBACK))
                     .map_err(|e| e.to_string())?;
@@ -442,7 +495,15 @@ fn repeat(n: u64, mut f: impl FnMut() -> Res<()>) -> Res<()> {
 }
 
 fn cases(base: &str) -> Res<()> {
+    let redis = match std::env::var("FOTP_BENCH_REDIS") {
+        Ok(url) if !url.is_empty() => Some(TrackerCase::new(
+            fotp::Tracker::redis(&url, "fotp-bench").map_err(|e| e.to_string())?,
+        )?),
+        _ => None,
+    };
     let c = Cases {
+        memory: TrackerCase::new(fotp::Tracker::memory())?,
+        redis,
         fotp: client(base)?,
         floor: Floor::new(base, false),
         trap: Floor::new(base, true),

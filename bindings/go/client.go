@@ -305,6 +305,10 @@ type outcome[T any] struct {
 // as soon as ctx is done. An abandoned f still runs to its end (bounded by its time limit)
 // and converts and frees its own C objects; its result is then dropped.
 func run[T any](ctx context.Context, f func() (T, error)) (T, error) {
+	if ctx.Done() == nil {
+		// A context that can never be cancelled (context.Background): no goroutine needed.
+		return f()
+	}
 	ch := make(chan outcome[T], 1)
 	go func() {
 		v, err := f()

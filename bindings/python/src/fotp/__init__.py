@@ -11,9 +11,9 @@
 from __future__ import annotations
 
 import ctypes
+from typing import TYPE_CHECKING, Any
 
 from . import _ffi
-from ._async import AsyncClient, AsyncTracker
 from ._client import CALLBACK_ACK, Client, parse_callback
 from ._errors import (
     ApiError,
@@ -31,6 +31,9 @@ from ._errors import (
 from ._tracker import Tracker
 from ._types import Callback, Match, QueryResult, Status, Verification
 from ._wsgi import wsgi_callback
+
+if TYPE_CHECKING:
+    from ._async import AsyncClient, AsyncTracker
 
 __version__ = "0.1.0"
 
@@ -72,3 +75,13 @@ def library_version() -> str:
 def library_path() -> str:
     """The file libfotp was loaded from."""
     return str(_ffi.LIBRARY_PATH)
+
+
+def __getattr__(name: str) -> Any:
+    # The asyncio wrappers load on first use: importing asyncio is most of `import fotp`'s
+    # time, and most users never need it.
+    if name in ("AsyncClient", "AsyncTracker"):
+        from . import _async
+
+        return getattr(_async, name)
+    raise AttributeError(f"module 'fotp' has no attribute {name!r}")

@@ -14,7 +14,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 	"unsafe"
 )
@@ -66,11 +65,7 @@ func (c Config) GoString() string { return c.String() }
 type Client struct {
 	timeout time.Duration // the configured per-call limit; a context may shorten it
 
-	mu       sync.Mutex
-	ptr      *C.fotp_client
-	inflight int // C calls running; the last one frees ptr after Close
-	closed   bool
-	onFree   func() // test hook: called when the library client is freed
+	handle[*C.fotp_client]
 }
 
 // NewClient builds a client from cfg. Nothing is sent on the network; a missing base URL
@@ -118,7 +113,8 @@ func newClient(cc *C.fotp_config, timeout time.Duration) (*Client, error) {
 	if err := takeError(C.fotp_client_new(cc, &ptr)); err != nil {
 		return nil, err
 	}
-	c := &Client{ptr: ptr, timeout: timeout}
+	c := &Client{timeout: timeout}
+	c.handle = handle[*C.fotp_client]{ptr: ptr, what: "client", free: freeClient}
 	// Only a safety net for a forgotten Close: in-flight calls keep c reachable.
 	runtime.SetFinalizer(c, (*Client).Close)
 	return c, nil
@@ -217,46 +213,19 @@ func withCString(s string, f func(*C.char) error) error {
 // Close releases the client. It is idempotent. Calls still running finish first (each
 // within its own time limit); calls made after Close fail with ErrClosed.
 func (c *Client) Close() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
-		return nil
+	if c != nil && c.close() {
+		runtime.SetFinalizer(c, nil)
 	}
-	c.closed = true
-	runtime.SetFinalizer(c, nil)
-	c.freeIfIdle()
 	return nil
 }
 
-// freeIfIdle frees the C client once closed and no call uses it; c.mu must be held.
-func (c *Client) freeIfIdle() {
-	if c.closed && c.inflight == 0 && c.ptr != nil {
-		C.fotp_client_free(c.ptr)
-		c.ptr = nil
-		if c.onFree != nil {
-			c.onFree()
-		}
-	}
-}
+func freeClient(p *C.fotp_client) { C.fotp_client_free(p) }
 
 func (c *Client) acquire() (*C.fotp_client, error) {
 	if c == nil {
 		return nil, newError(KindInvalidArgument, "the client is nil")
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
-		return nil, &Error{Kind: KindInvalidArgument, Message: "the client is closed", cause: ErrClosed}
-	}
-	c.inflight++
-	return c.ptr, nil
-}
-
-func (c *Client) release() {
-	c.mu.Lock()
-	c.inflight--
-	c.freeIfIdle()
-	c.mu.Unlock()
+	return c.handle.acquire()
 }
 
 // begin checks ctx and reserves the C client for one call. When ctx's deadline comes

@@ -11,7 +11,6 @@ import (
 	"math"
 	"runtime"
 	"strings"
-	"sync"
 	"time"
 	"unsafe"
 )
@@ -29,11 +28,7 @@ import (
 // process using the same Redis server and namespace (app instances behind a load balancer).
 // A Tracker is safe for concurrent use. Close it when done.
 type Tracker struct {
-	mu       sync.Mutex
-	ptr      *C.fotp_tracker
-	inflight int // C calls running; the last one frees ptr after Close
-	closed   bool
-	onFree   func() // test hook: called when the library tracker is freed
+	handle[*C.fotp_tracker]
 }
 
 // TrackerVerifyRequest is what Tracker.Verify sends. The code is chosen by the tracker; the
@@ -91,7 +86,7 @@ func NewRedisTracker(url, ns string) (*Tracker, error) {
 }
 
 func newTracker(ptr *C.fotp_tracker) *Tracker {
-	t := &Tracker{ptr: ptr}
+	t := &Tracker{handle[*C.fotp_tracker]{ptr: ptr, what: "tracker", free: freeTracker}}
 	// Only a safety net for a forgotten Close: in-flight calls keep t reachable.
 	runtime.SetFinalizer(t, (*Tracker).Close)
 	return t
@@ -101,49 +96,19 @@ func newTracker(ptr *C.fotp_tracker) *Tracker {
 // made after Close fail with an error matching ErrClosed. Codes the tracker handed out stay
 // reserved until they expire (with Redis, for the other processes too).
 func (t *Tracker) Close() error {
-	if t == nil {
-		return nil
+	if t != nil && t.close() {
+		runtime.SetFinalizer(t, nil)
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.closed {
-		return nil
-	}
-	t.closed = true
-	runtime.SetFinalizer(t, nil)
-	t.freeIfIdle()
 	return nil
 }
 
-// freeIfIdle frees the C tracker once closed and no call uses it; t.mu must be held.
-func (t *Tracker) freeIfIdle() {
-	if t.closed && t.inflight == 0 && t.ptr != nil {
-		C.fotp_tracker_free(t.ptr)
-		t.ptr = nil
-		if t.onFree != nil {
-			t.onFree()
-		}
-	}
-}
+func freeTracker(p *C.fotp_tracker) { C.fotp_tracker_free(p) }
 
 func (t *Tracker) acquire() (*C.fotp_tracker, error) {
 	if t == nil {
 		return nil, newError(KindInvalidArgument, "the tracker is nil")
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.closed {
-		return nil, &Error{Kind: KindInvalidArgument, Message: "the tracker is closed", cause: ErrClosed}
-	}
-	t.inflight++
-	return t.ptr, nil
-}
-
-func (t *Tracker) release() {
-	t.mu.Lock()
-	t.inflight--
-	t.freeIfIdle()
-	t.mu.Unlock()
+	return t.handle.acquire()
 }
 
 // Verify starts a verification through c with a code that no other live verification of

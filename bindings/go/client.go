@@ -386,26 +386,12 @@ func (c *Client) Wait(ctx context.Context, ftToken string) (*QueryResult, error)
 	if ctx == nil {
 		return nil, newError(KindInvalidArgument, "the context is nil")
 	}
-	// Wait in slices so that a cancelled wait stops polling soon, however far its deadline.
-	for {
-		if ctx.Err() != nil {
-			return nil, ctxError(ctx)
-		}
-		slice := c.waitSlice()
-		dl, hasDeadline := ctx.Deadline()
-		if hasDeadline {
-			left := time.Until(dl)
-			if left <= 0 {
-				return nil, deadlineError()
-			}
-			slice = min(slice, left)
-		}
-		ms := C.uint32_t((slice + time.Millisecond - 1) / time.Millisecond)
+	return waitInSlices(ctx, c.waitSlice(), func(ms C.uint32_t) (*QueryResult, error) {
 		cl, err := c.acquire()
 		if err != nil {
 			return nil, err
 		}
-		r, err := run(ctx, func() (*QueryResult, error) {
+		return run(ctx, func() (*QueryResult, error) {
 			defer c.release()
 			tok := C.CString(ftToken)
 			defer C.free(unsafe.Pointer(tok))
@@ -417,6 +403,28 @@ func (c *Client) Wait(ctx context.Context, ftToken string) (*QueryResult, error)
 			}
 			return takeQueryResult(out), nil
 		})
+	})
+}
+
+// waitInSlices runs wait (a blocking library wait of at most ms) slice after slice until it
+// gives a result or an error other than its own slice's time-out, or ctx is done. Slicing
+// lets a cancelled wait stop polling soon, however far its deadline.
+func waitInSlices(ctx context.Context, slice time.Duration,
+	wait func(ms C.uint32_t) (*QueryResult, error)) (*QueryResult, error) {
+	for {
+		if ctx.Err() != nil {
+			return nil, ctxError(ctx)
+		}
+		this := slice
+		dl, hasDeadline := ctx.Deadline()
+		if hasDeadline {
+			left := time.Until(dl)
+			if left <= 0 {
+				return nil, deadlineError()
+			}
+			this = min(this, left)
+		}
+		r, err := wait(C.uint32_t((this + time.Millisecond - 1) / time.Millisecond))
 		if err == nil {
 			return r, nil
 		}

@@ -241,20 +241,7 @@ func (t *Tracker) Wait(ctx context.Context, c *Client, ftToken string) (*QueryRe
 	if c == nil {
 		return nil, newError(KindInvalidArgument, "the client is nil")
 	}
-	for {
-		if ctx.Err() != nil {
-			return nil, ctxError(ctx)
-		}
-		slice := c.trackerWaitSlice()
-		dl, hasDeadline := ctx.Deadline()
-		if hasDeadline {
-			left := time.Until(dl)
-			if left <= 0 {
-				return nil, deadlineError()
-			}
-			slice = min(slice, left)
-		}
-		ms := C.uint32_t((slice + time.Millisecond - 1) / time.Millisecond)
+	return waitInSlices(ctx, c.trackerWaitSlice(), func(ms C.uint32_t) (*QueryResult, error) {
 		tp, err := t.acquire()
 		if err != nil {
 			return nil, err
@@ -264,7 +251,7 @@ func (t *Tracker) Wait(ctx context.Context, c *Client, ftToken string) (*QueryRe
 			t.release()
 			return nil, err
 		}
-		r, err := run(ctx, func() (*QueryResult, error) {
+		return run(ctx, func() (*QueryResult, error) {
 			defer t.release()
 			defer c.release()
 			tok := C.CString(ftToken)
@@ -278,15 +265,5 @@ func (t *Tracker) Wait(ctx context.Context, c *Client, ftToken string) (*QueryRe
 			}
 			return takeQueryResult(out), nil
 		})
-		if err == nil {
-			return r, nil
-		}
-		if fe, ok := err.(*Error); ok && fe.Kind == KindTimeout && fe.cause == nil {
-			if hasDeadline && !time.Now().Before(dl) {
-				return nil, deadlineError()
-			}
-			continue // this slice ended without a final status
-		}
-		return nil, err
-	}
+	})
 }

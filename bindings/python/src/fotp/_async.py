@@ -23,11 +23,34 @@ __all__ = ["AsyncClient", "AsyncTracker"]
 _T = TypeVar("_T")
 _A = TypeVar("_A", bound="AsyncClient")
 _AT = TypeVar("_AT", bound="AsyncTracker")
+_S = TypeVar("_S", bound="_AsyncClosing")
 
 DEFAULT_MAX_WORKERS = 32
 
 
-class AsyncClient:
+class _AsyncClosing:
+    """``aclose()`` and ``async with`` for a class whose ``close()`` does the work."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        """Same as :meth:`close`, awaitable."""
+        self.close()
+
+    async def __aenter__(self: _S) -> _S:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class AsyncClient(_AsyncClosing):
     """The methods of :class:`Client` as coroutines, for asyncio applications.
 
     Takes the same arguments as :class:`Client`, plus ``executor`` (run the calls there instead
@@ -143,20 +166,6 @@ class AsyncClient:
             # Queued calls still run (and fail as closed); idle threads exit.
             self._executor.shutdown(wait=False)
 
-    async def aclose(self) -> None:
-        """Same as :meth:`close`, awaitable."""
-        self.close()
-
-    async def __aenter__(self: _A) -> _A:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def _async_client_arg(client: object) -> AsyncClient:
@@ -166,7 +175,7 @@ def _async_client_arg(client: object) -> AsyncClient:
     raise TypeError(f"client must be a fotp.AsyncClient, not {type(client).__name__}{hint}")
 
 
-class AsyncTracker:
+class AsyncTracker(_AsyncClosing):
     """The methods of :class:`Tracker` as coroutines, for asyncio applications.
 
     Wraps a blocking :class:`Tracker` (``AsyncTracker(tracker)``, which it then owns), or make
@@ -243,17 +252,3 @@ class AsyncTracker:
         """Closes the tracker; idempotent. Calls still running finish first, safely."""
         self._tracker.close()
 
-    async def aclose(self) -> None:
-        """Same as :meth:`close`, awaitable."""
-        self.close()
-
-    async def __aenter__(self: _AT) -> _AT:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

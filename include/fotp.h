@@ -253,7 +253,7 @@ fotp_error *fotp_confirm_callback(const fotp_client *client,
 
 /**
  * A new, empty configuration: no base URL, no credentials, default limits (timeout 10 s,
- * connect timeout 3 s, 2 retries), User-Agent "fotp/<version> c".
+ * connect timeout 3 s, 2 retries), User-Agent `fotp/<version> c`.
  *
  * Owned by the caller: free with fotp_config_free(). Returns NULL only if the library hit an
  * internal error. Thread-safe.
@@ -273,7 +273,7 @@ fotp_config *fotp_config_new(void);
 fotp_error *fotp_config_from_env(fotp_config **out);
 
 /**
- * Sets the platform's base URL, e.g. "https://otp.example.com/otp-api" (checked by
+ * Sets the platform's base URL, e.g. `https://otp.example.com/otp-api` (checked by
  * fotp_client_new(): https://, or http:// to a loopback host unless insecure HTTP is allowed).
  *
  * `url` is copied. Returns NULL on success, an owned FOTP_ERROR_INVALID_ARGUMENT error when
@@ -301,7 +301,7 @@ fotp_error *fotp_config_set_hmac_auth(fotp_config *c, const char *app_id, const 
 fotp_error *fotp_config_set_token_auth(fotp_config *c, const char *app_key, const char *token);
 
 /**
- * Appends `suffix` to the User-Agent, which becomes "fotp/<version> <suffix>" (replaces the
+ * Appends `suffix` to the User-Agent, which becomes `fotp/<version> <suffix>` (replaces the
  * default "c"; bindings set e.g. "python/3.11"). Visible ASCII, checked by fotp_client_new().
  *
  * `suffix` is copied. Returns NULL on success, an owned FOTP_ERROR_INVALID_ARGUMENT error when

@@ -27,7 +27,7 @@ impl fotp_config {
 }
 
 /// A new, empty configuration: no base URL, no credentials, default limits (timeout 10 s,
-/// connect timeout 3 s, 2 retries), User-Agent "fotp/<version> c".
+/// connect timeout 3 s, 2 retries), User-Agent `fotp/<version> c`.
 ///
 /// Owned by the caller: free with fotp_config_free(). Returns NULL only if the library hit an
 /// internal error. Thread-safe.
@@ -62,7 +62,7 @@ pub unsafe extern "C" fn fotp_config_from_env(
     })
 }
 
-/// Sets the platform's base URL, e.g. "https://otp.example.com/otp-api" (checked by
+/// Sets the platform's base URL, e.g. `https://otp.example.com/otp-api` (checked by
 /// fotp_client_new(): https://, or http:// to a loopback host unless insecure HTTP is allowed).
 ///
 /// `url` is copied. Returns NULL on success, an owned FOTP_ERROR_INVALID_ARGUMENT error when
@@ -131,7 +131,7 @@ pub unsafe extern "C" fn fotp_config_set_token_auth(
     })
 }
 
-/// Appends `suffix` to the User-Agent, which becomes "fotp/<version> <suffix>" (replaces the
+/// Appends `suffix` to the User-Agent, which becomes `fotp/<version> <suffix>` (replaces the
 /// default "c"; bindings set e.g. "python/3.11"). Visible ASCII, checked by fotp_client_new().
 ///
 /// `suffix` is copied. Returns NULL on success, an owned FOTP_ERROR_INVALID_ARGUMENT error when

@@ -68,6 +68,20 @@ pub struct Server {
 impl Server {
     /// Starts a server; `script(n, req)` answers the n-th request (0-based).
     pub fn start(script: impl Fn(usize, &Recorded) -> Reply + Send + Sync + 'static) -> Server {
+        Server::launch(script, |listener, app| async move {
+            axum::serve(listener, app).await.unwrap()
+        })
+    }
+
+    /// Binds a loopback port on a runtime of its own and runs `serve` with the app answering
+    /// from `script`.
+    fn launch<Fut>(
+        script: impl Fn(usize, &Recorded) -> Reply + Send + Sync + 'static,
+        serve: impl FnOnce(tokio::net::TcpListener, Router) -> Fut,
+    ) -> Server
+    where
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -80,7 +94,7 @@ impl Server {
             .unwrap();
         let addr = listener.local_addr().unwrap();
         let app = Router::new().fallback(handle).with_state(state);
-        runtime.spawn(async move { axum::serve(listener, app).await.unwrap() });
+        runtime.spawn(serve(listener, app));
         Server {
             addr,
             requests,
@@ -118,19 +132,7 @@ impl Server {
             .unwrap();
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
 
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let state: Shared = (requests.clone(), Arc::new(script));
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
-        let addr = listener.local_addr().unwrap();
-        let app = Router::new().fallback(handle).with_state(state);
-        runtime.spawn(async move {
+        let server = Server::launch(script, |listener, app| async move {
             loop {
                 let Ok((tcp, _)) = listener.accept().await else {
                     return;
@@ -148,11 +150,6 @@ impl Server {
                 });
             }
         });
-        let server = Server {
-            addr,
-            requests,
-            _runtime: runtime,
-        };
         (server, ca_cert.pem())
     }
 

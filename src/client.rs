@@ -700,6 +700,89 @@ mod tests {
     }
 
     #[test]
+    fn a_ca_bundle_adds_to_the_built_in_roots() {
+        let dir = std::env::temp_dir().join(format!("fotp-roots-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pem = dir.join("one.pem");
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        std::fs::write(&pem, params.self_signed(&key).unwrap().pem()).unwrap();
+        let config = Config::builder("https://x")
+            .hmac_auth("a", "s")
+            .ca_bundle(&pem)
+            .build()
+            .unwrap();
+        let agent = build_agent(&config).unwrap();
+        match agent.config().tls_config().root_certs() {
+            ureq::tls::RootCerts::Specific(certs) => assert_eq!(
+                certs.len(),
+                webpki_root_certs::TLS_SERVER_ROOT_CERTS.len() + 1,
+                "built-in roots plus the bundle's"
+            ),
+            other => panic!("unexpected roots {other:?}"),
+        }
+        // Without a bundle: ureq's default, the same Mozilla roots.
+        let plain = Config::builder("https://x")
+            .hmac_auth("a", "s")
+            .build()
+            .unwrap();
+        let agent = build_agent(&plain).unwrap();
+        assert!(matches!(
+            agent.config().tls_config().root_certs(),
+            ureq::tls::RootCerts::WebPki
+        ));
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn retry_after_values() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        assert_eq!(parse_retry_after("0", now), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after(" 7 ", now), Some(Duration::from_secs(7)));
+        assert_eq!(
+            parse_retry_after("18446744073709551615", now),
+            Some(Duration::from_secs(u64::MAX))
+        );
+        assert_eq!(
+            parse_retry_after("184467440737095516150", now),
+            Some(Duration::MAX)
+        );
+        let later = httpdate::fmt_http_date(now + Duration::from_secs(30));
+        assert_eq!(
+            parse_retry_after(&later, now),
+            Some(Duration::from_secs(30))
+        );
+        let earlier = httpdate::fmt_http_date(now - Duration::from_secs(30));
+        assert_eq!(parse_retry_after(&earlier, now), Some(Duration::ZERO));
+        for bad in [
+            "",
+            "-1",
+            "+1",
+            "1.5",
+            "soon",
+            "1e3",
+            "Mon, 32 Jan 2024 00:00:00 GMT",
+        ] {
+            assert_eq!(parse_retry_after(bad, now), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn one_notion_of_transient() {
+        let e = |kind, status| Error::new(kind, "x").with_http_status(status);
+        assert!(is_transient(&e(ErrorKind::Network, 0)));
+        assert!(is_transient(&e(ErrorKind::Timeout, 0)));
+        assert!(is_transient(&e(ErrorKind::HttpStatus, 429)));
+        assert!(is_transient(&e(ErrorKind::HttpStatus, 503)));
+        assert!(is_transient(&Error::api("500001", "busy", 502)));
+        assert!(!is_transient(&e(ErrorKind::HttpStatus, 404)));
+        assert!(!is_transient(&Error::api("100001", "bad auth", 200)));
+        assert!(!is_transient(&e(ErrorKind::Decode, 200)));
+        assert!(!is_transient(&e(ErrorKind::InvalidArgument, 0)));
+    }
+
+    #[test]
     fn confirm_compares_status_code_and_mobile() {
         let cb = crate::parse_callback(include_bytes!("../tests/data/callback.json")).unwrap();
         let mut r = QueryResult {

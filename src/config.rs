@@ -662,6 +662,95 @@ mod tests {
     }
 
     #[test]
+    fn loopback_means_literal_addresses_and_localhost() {
+        for host in [
+            "localhost",
+            "LOCALHOST",
+            "127.0.0.1",
+            "127.255.0.9",
+            "[::1]",
+            "::1",
+        ] {
+            assert!(is_loopback_host(host), "{host}");
+        }
+        for host in [
+            "foo.localhost",
+            "localhost.example.com",
+            "[127.0.0.1]",
+            "[localhost]",
+            "10.0.0.1",
+            "[::2]",
+            "example.com",
+            "",
+        ] {
+            assert!(!is_loopback_host(host), "{host}");
+        }
+        // *.localhost would go through DNS: plain HTTP to it needs the explicit opt-in.
+        let e = cfg("http://app.localhost:8788").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config, "{e}");
+        assert!(cfg("https://app.localhost:8788").is_ok());
+        assert!(Config::builder("http://app.localhost:8788")
+            .hmac_auth("a", "s")
+            .allow_insecure_http(true)
+            .build()
+            .is_ok());
+        assert!(!cfg("https://app.localhost").unwrap().base.loopback);
+        // Brackets hold only IPv6 (RFC 3986), even with insecure HTTP allowed.
+        for bad in [
+            "http://[127.0.0.1]/",
+            "https://[127.0.0.1]:443",
+            "http://[localhost]:1",
+        ] {
+            let e = Config::builder(bad)
+                .hmac_auth("a", "s")
+                .allow_insecure_http(true)
+                .build()
+                .unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Config, "{bad}: {e}");
+        }
+        assert!(cfg("http://[::1]:8788").unwrap().base.loopback);
+        assert!(cfg("http://localhost:8788").unwrap().base.loopback);
+    }
+
+    #[test]
+    fn proxy_and_call_timeout_settings() {
+        let b = || Config::builder("https://x").hmac_auth("a", "s");
+        assert_eq!(b().build().unwrap().proxy, ProxySetting::Env);
+        assert_eq!(b().no_proxy().build().unwrap().proxy, ProxySetting::Direct);
+        let c = b().proxy("http://user:pw@proxy:3128").build().unwrap();
+        assert_eq!(
+            c.proxy,
+            ProxySetting::Url("http://user:pw@proxy:3128".into())
+        );
+        // Debug shows where the proxy is, not its credentials.
+        let shown = format!("{c:?}");
+        assert!(
+            shown.contains("proxy:3128") && !shown.contains("pw"),
+            "{shown}"
+        );
+        for bad in ["socks5://proxy:1080", "proxy:3128", "http://", ""] {
+            let e = b().proxy(bad).build().unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Config, "{bad}: {e}");
+            assert!(e.message().contains("proxy"), "{e}");
+        }
+        assert_eq!(b().build().unwrap().call_timeout(), None);
+        assert_eq!(
+            b().call_timeout(Duration::ZERO)
+                .build()
+                .unwrap()
+                .call_timeout(),
+            None
+        );
+        assert_eq!(
+            b().call_timeout(Duration::MAX)
+                .build()
+                .unwrap()
+                .call_timeout(),
+            Some(Duration::MAX)
+        );
+    }
+
+    #[test]
     fn credentials_required() {
         let e = Config::builder("https://x").build().unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Config);

@@ -64,19 +64,21 @@ struct Inner {
 /// The connection pool, rebuilt in a forked child: a child never uses its parent's sockets.
 #[derive(Debug)]
 struct Pool {
-    config: Config,
+    /// The agent's settings, resolved once (proxy from the environment, roots), so that a
+    /// rebuild cannot fail or differ.
+    settings: ureq::config::Config,
     /// The process the agent belongs to.
     owner: AtomicU32,
     agent: Mutex<Agent>,
 }
 
 impl Pool {
-    fn new(config: Config) -> Result<Pool> {
-        let agent = build_agent(&config)?;
+    fn new(config: &Config) -> Result<Pool> {
+        let settings = agent_settings(config)?;
         Ok(Pool {
-            config,
+            agent: Mutex::new(new_agent(&settings)),
+            settings,
             owner: AtomicU32::new(std::process::id()),
-            agent: Mutex::new(agent),
         })
     }
 
@@ -97,15 +99,12 @@ impl Pool {
                         std::thread::sleep(Duration::from_millis(1));
                         continue;
                     }
-                    return build_agent(&self.config).unwrap_or_else(|_| guard_clone(self));
+                    return new_agent(&self.settings);
                 }
             };
             if self.owner.load(Ordering::Acquire) != pid {
-                // The config was accepted once, so building again cannot fail; if it did, the
-                // old pool must still not be used.
-                let fresh = build_agent(&self.config).expect("the agent was built before");
                 // Forgotten, not dropped: closing could write to the parent's TLS sessions.
-                std::mem::forget(std::mem::replace(&mut *guard, fresh));
+                std::mem::forget(std::mem::replace(&mut *guard, new_agent(&self.settings)));
                 self.owner.store(pid, Ordering::Release);
             }
             return guard.clone();
@@ -113,12 +112,17 @@ impl Pool {
     }
 }
 
-/// Only reached if rebuilding an agent that was built before fails (it does not).
-fn guard_clone(pool: &Pool) -> Agent {
-    pool.agent.lock().unwrap_or_else(|p| p.into_inner()).clone()
+fn new_agent(settings: &ureq::config::Config) -> Agent {
+    // ureq's default chain minus SOCKS, with a TCP layer that notices cancellation and retries
+    // interrupted system calls.
+    let connector =
+        ().chain(ConnectProxyConnector::default())
+            .chain(TcpConnector)
+            .chain(RustlsConnector::default());
+    Agent::with_parts(settings.clone(), connector, LiteralResolver)
 }
 
-fn build_agent(config: &Config) -> Result<Agent> {
+fn agent_settings(config: &Config) -> Result<ureq::config::Config> {
     let mut builder = Agent::config_builder()
         .http_status_as_error(false)
         .user_agent(config.user_agent.as_str())
@@ -164,17 +168,7 @@ fn build_agent(config: &Config) -> Result<Agent> {
                 .build(),
         );
     }
-    // ureq's default chain minus SOCKS, with a TCP layer that notices cancellation and retries
-    // interrupted system calls.
-    let connector =
-        ().chain(ConnectProxyConnector::default())
-            .chain(TcpConnector)
-            .chain(RustlsConnector::default());
-    Ok(Agent::with_parts(
-        builder.build(),
-        connector,
-        LiteralResolver,
-    ))
+    Ok(builder.build())
 }
 
 enum Idempotency {
@@ -244,7 +238,7 @@ impl Client {
     pub fn new(config: Config) -> Result<Client> {
         let verify_uri = endpoint(&config, "/flash/opt/verify")?;
         let query_uri = endpoint(&config, "/flash/opt/query")?;
-        let pool = Arc::new(Pool::new(config.clone())?);
+        let pool = Arc::new(Pool::new(&config)?);
         Ok(Client {
             inner: Arc::new(Inner {
                 pool,
@@ -713,8 +707,7 @@ mod tests {
             .ca_bundle(&pem)
             .build()
             .unwrap();
-        let agent = build_agent(&config).unwrap();
-        match agent.config().tls_config().root_certs() {
+        match agent_settings(&config).unwrap().tls_config().root_certs() {
             ureq::tls::RootCerts::Specific(certs) => assert_eq!(
                 certs.len(),
                 webpki_root_certs::TLS_SERVER_ROOT_CERTS.len() + 1,
@@ -727,9 +720,8 @@ mod tests {
             .hmac_auth("a", "s")
             .build()
             .unwrap();
-        let agent = build_agent(&plain).unwrap();
         assert!(matches!(
-            agent.config().tls_config().root_certs(),
+            agent_settings(&plain).unwrap().tls_config().root_certs(),
             ureq::tls::RootCerts::WebPki
         ));
         std::fs::remove_dir_all(dir).ok();

@@ -62,7 +62,6 @@ struct Inner {
 }
 
 /// The connection pool, rebuilt in a forked child: a child never uses its parent's sockets.
-#[derive(Debug)]
 struct Pool {
     /// The agent's settings, resolved once (proxy from the environment, roots), so that a
     /// rebuild cannot fail or differ.
@@ -109,6 +108,15 @@ impl Pool {
             }
             return guard.clone();
         }
+    }
+}
+
+impl std::fmt::Debug for Pool {
+    // The settings hold the proxy: not shown.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool")
+            .field("owner", &self.owner)
+            .finish_non_exhaustive()
     }
 }
 

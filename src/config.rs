@@ -85,7 +85,7 @@ impl fmt::Debug for CaSource {
 }
 
 /// Which proxy a client uses.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub(crate) enum ProxySetting {
     /// `HTTPS_PROXY` / `HTTP_PROXY` / `NO_PROXY`, never for a loopback base URL (the default).
     #[default]
@@ -94,6 +94,27 @@ pub(crate) enum ProxySetting {
     Direct,
     /// This proxy, for every request (a loopback base URL included).
     Url(String),
+}
+
+/// Shows where the proxy is, never its credentials.
+impl fmt::Debug for ProxySetting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProxySetting::Env => f.write_str("environment"),
+            ProxySetting::Direct => f.write_str("none"),
+            ProxySetting::Url(u) => match u.trim().parse::<Uri>() {
+                Ok(uri) => write!(
+                    f,
+                    "{}://{}",
+                    uri.scheme_str().unwrap_or("?"),
+                    uri.authority()
+                        .map(|a| a.as_str().rsplit('@').next().unwrap_or(""))
+                        .unwrap_or_default()
+                ),
+                Err(_) => f.write_str("(invalid)"),
+            },
+        }
+    }
 }
 
 impl Default for ConfigBuilder {
@@ -427,7 +448,7 @@ impl fmt::Debug for Config {
             .field("signer", &self.signer)
             .field("timeout", &self.timeout)
             .field("call_timeout", &self.call_timeout)
-            .field("proxy", &self.proxy_shown())
+            .field("proxy", &self.proxy)
             .field("connect_timeout", &self.connect_timeout)
             .field("retries", &self.retries)
             .field("user_agent", &self.user_agent)
@@ -460,24 +481,6 @@ impl Config {
     /// The time limit of a whole call, if any (see [`ConfigBuilder::call_timeout`]).
     pub fn call_timeout(&self) -> Option<Duration> {
         self.call_timeout
-    }
-
-    /// The proxy for Debug output, without credentials.
-    fn proxy_shown(&self) -> String {
-        match &self.proxy {
-            ProxySetting::Env => "environment".into(),
-            ProxySetting::Direct => "none".into(),
-            ProxySetting::Url(u) => match u.parse::<Uri>() {
-                Ok(uri) => format!(
-                    "{}://{}",
-                    uri.scheme_str().unwrap_or("?"),
-                    uri.authority()
-                        .map(|a| a.as_str().rsplit('@').next().unwrap_or("").to_owned())
-                        .unwrap_or_default()
-                ),
-                Err(_) => "(invalid)".into(),
-            },
-        }
     }
 
     /// The time limit to open a connection.
@@ -724,6 +727,14 @@ mod tests {
         );
         // Debug shows where the proxy is, not its credentials.
         let shown = format!("{c:?}");
+        assert!(
+            shown.contains("proxy:3128") && !shown.contains("pw"),
+            "{shown}"
+        );
+        let client = crate::Client::new(c.clone()).unwrap();
+        let shown = format!("{client:?}");
+        assert!(!shown.contains("pw"), "{shown}");
+        let shown = format!("{:?}", b().proxy("http://user:pw@proxy:3128"));
         assert!(
             shown.contains("proxy:3128") && !shown.contains("pw"),
             "{shown}"

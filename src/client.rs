@@ -222,14 +222,14 @@ impl Client {
                 },
             };
             if !retryable || attempt >= cfg.retries {
-                return outcome.map(|(s, b, _)| (s, b)).map_err(|f| f.error);
+                return outcome.map(|(s, b, _)| (s, b)).map_err(Failure::into_error);
             }
             let retry_after = outcome.as_ref().ok().and_then(|(_, _, ra)| *ra);
             let pause = retry_after.unwrap_or_else(|| backoff(attempt));
             let now = Instant::now();
             // Never sleep past the deadline: answer with what we have instead.
             if now + pause >= deadline {
-                return outcome.map(|(s, b, _)| (s, b)).map_err(|f| f.error);
+                return outcome.map(|(s, b, _)| (s, b)).map_err(Failure::into_error);
             }
             std::thread::sleep(pause);
             attempt += 1;
@@ -314,6 +314,11 @@ struct Failure {
 }
 
 impl Failure {
+    /// The error, telling the tracker whether a code sent with it may be held by the platform.
+    fn into_error(self) -> Error {
+        self.error.reached_server(self.reached_server)
+    }
+
     fn final_(error: Error) -> Self {
         Failure {
             error,

@@ -172,8 +172,8 @@ fn nothing_is_left_in_redis_after_the_ttl() {
     let all = keys(&mut con);
     assert_eq!(
         all.len(),
-        5,
-        "code x2, live set x2, done list: {all:?} (pending {pending:?})"
+        6,
+        "code x2, live set x2, match mark, done list: {all:?} (pending {pending:?})"
     );
     for k in &all {
         let left: i64 = con.pttl(k).unwrap();
@@ -248,7 +248,9 @@ fn redis_down_is_a_network_error_never_a_match() {
     let mut redis = redis_or_skip!();
     let platform = Platform::start();
     let client = platform.client();
-    let t = Tracker::redis(&redis.url(), "down").unwrap();
+    let t = Tracker::redis(&redis.url(), "down")
+        .unwrap()
+        .with_poll_interval(Duration::from_millis(50));
     let v = t.verify(&client, "2", 4, None).unwrap();
     let cb = fotp::parse_callback(&platform.callback_body(&v.ft_token, "1")).unwrap();
     redis.kill();
@@ -256,10 +258,17 @@ fn redis_down_is_a_network_error_never_a_match() {
     let e = t.match_callback(&cb).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Network, "{e}");
     assert_eq!(t.reserve(4, None).unwrap_err().kind(), ErrorKind::Network);
+    // wait goes on by polling the platform, and says so when it runs out of time.
     let e = t
-        .wait(&client, &v.ft_token, Duration::from_secs(5))
+        .wait(&client, &v.ft_token, Duration::from_millis(300))
         .unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Network, "{e}");
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+    assert!(e.message().contains("Redis store failed"), "{e}");
+    platform.finish(&v.ft_token, "2", "8613800000000");
+    let r = t
+        .wait(&client, &v.ft_token, Duration::from_secs(10))
+        .unwrap();
+    assert_eq!(r.status, Status::Success);
     let before = platform.count("/flash/opt/verify");
     let e = t.verify(&client, "2", 4, None).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Network);
@@ -300,4 +309,97 @@ fn debug_never_shows_the_redis_password() {
     let e = Tracker::redis(&wrong, "pw").unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Config, "{e}");
     assert!(!e.message().contains("wrong-pw"), "{e}");
+}
+
+#[test]
+fn settle_is_shared_between_processes_and_a_repeated_call_answers_the_same() {
+    use fotp::Settlement;
+    let redis = redis_or_skip!();
+    let platform = Platform::start();
+    let client = platform.client();
+    let a = Tracker::redis(&redis.url(), "settle").unwrap();
+    let b = Tracker::redis(&redis.url(), "settle").unwrap();
+    let v = a.verify(&client, "2", 4, None).unwrap();
+    let genuine =
+        fotp::parse_callback(&platform.callback_body(&v.ft_token, "8613800000000")).unwrap();
+    // Before the SMS arrives, and from another phone after: unconfirmed, nothing consumed. The
+    // unauthenticated match has its own record.
+    assert_eq!(
+        b.settle(&client, &genuine).unwrap(),
+        Settlement::Unconfirmed
+    );
+    assert!(!b.match_callback(&genuine).unwrap().unwrap().duplicate);
+    platform.finish(&v.ft_token, "2", "8613800000000");
+    let forged = fotp::parse_callback(&platform.callback_body(&v.ft_token, "1")).unwrap();
+    assert_eq!(a.settle(&client, &forged).unwrap(), Settlement::Unconfirmed);
+
+    let Settlement::First(first) = b.settle(&client, &genuine).unwrap() else {
+        panic!("first")
+    };
+    assert_eq!(first.ft_token, v.ft_token);
+    assert!(
+        matches!(a.settle(&client, &genuine).unwrap(), Settlement::Duplicate(m) if m.ft_token == v.ft_token)
+    );
+    // The handler in b failed: the next delivery, in either process, is the first again.
+    b.unsettle(&first).unwrap();
+    assert!(matches!(
+        a.settle(&client, &genuine).unwrap(),
+        Settlement::First(_)
+    ));
+    assert!(matches!(
+        b.settle(&client, &genuine).unwrap(),
+        Settlement::Duplicate(_)
+    ));
+    b.unsettle(&first).unwrap();
+    assert!(
+        matches!(
+            b.settle(&client, &genuine).unwrap(),
+            Settlement::Duplicate(_)
+        ),
+        "a stale first undoes nothing"
+    );
+
+    // The store's operations may be sent twice (an interrupted read): same answer both times.
+    let w = a.verify(&client, "2", 5, None).unwrap();
+    let store = a.store();
+    assert_eq!(
+        store.lookup(&w.code).unwrap().as_deref(),
+        Some(w.ft_token.as_str())
+    );
+    assert_eq!(
+        store.settle(&w.code, &w.ft_token, "id-1").unwrap(),
+        Some(true)
+    );
+    assert_eq!(
+        store.settle(&w.code, &w.ft_token, "id-1").unwrap(),
+        Some(true)
+    );
+    assert_eq!(
+        store.settle(&w.code, &w.ft_token, "id-2").unwrap(),
+        Some(false)
+    );
+    assert_eq!(
+        store.settle(&w.code, "another-token", "id-3").unwrap(),
+        None
+    );
+    for _ in 0..2 {
+        assert!(!store.claim(&w.code, "claim-1").unwrap().unwrap().duplicate);
+    }
+    assert!(store.claim(&w.code, "claim-2").unwrap().unwrap().duplicate);
+    let r = a.reserve(6, None).unwrap();
+    let mut con = redis.con();
+    let before: usize = con.zcard("settle:live:6").unwrap();
+    a.bind(&r, "tok-r").unwrap();
+    a.bind(&r, "tok-r").unwrap();
+    assert_eq!(con.zcard::<_, usize>("settle:live:6").unwrap(), before);
+    let cands: Vec<String> = (0..8).map(|i| format!("{}", 777_770 + i)).collect();
+    let once = store
+        .reserve(&cands, "ticket-x", 450_000, Duration::from_secs(60))
+        .unwrap();
+    let twice = store
+        .reserve(&cands, "ticket-x", 450_000, Duration::from_secs(60))
+        .unwrap();
+    assert_eq!(once, fotp::tracker::Reserve::Reserved(0));
+    assert_eq!(twice, once, "a repeated reserve takes no second code");
+    assert_eq!(con.zcard::<_, usize>("settle:live:6").unwrap(), before + 1);
 }

@@ -26,11 +26,15 @@ const MAX_IDLE: usize = 16;
 
 // KEYS: live set, candidate code keys. ARGV: ttl ms, limit, holder value, candidate codes.
 // Returns the 1-based index of the reserved candidate, 0 when all are taken, -1 when exhausted.
+// Repeated with the same ticket (a lost answer), it answers the candidate already reserved.
 const RESERVE: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local ttl = tonumber(ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+for i = 2, #KEYS do
+  if redis.call('GET', KEYS[i]) == ARGV[3] then return i - 1 end
+end
 if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return -1 end
 for i = 2, #KEYS do
   if redis.call('SET', KEYS[i], ARGV[3], 'NX', 'PX', ttl) then
@@ -42,9 +46,12 @@ end
 return 0
 ";
 
-// KEYS: code key. ARGV: reservation value, bound value. Keeps the key's expiry.
+// KEYS: code key. ARGV: reservation value, bound value. Keeps the key's expiry. Repeated (a
+// lost answer), it answers 1 again.
 const BIND: &str = r"
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+local v = redis.call('GET', KEYS[1])
+if v == ARGV[2] then return 1 end
+if v ~= ARGV[1] then return 0 end
 local ttl = redis.call('PTTL', KEYS[1])
 if ttl < 1 then return 0 end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ttl)
@@ -59,19 +66,50 @@ redis.call('ZREM', KEYS[2], ARGV[2])
 return 1
 ";
 
-// KEYS: code key. ARGV: done-key prefix. Returns nil, or {ftToken, duplicate 0/1}.
-// The done key is derived from the code's value, hence built here (standalone Redis only).
+// KEYS: code key. ARGV: key prefix (`{ns}:`), claim id. Returns nil, or {ftToken, duplicate}.
+// The token's keys derive from the code's value, hence are built here (standalone Redis only).
+// Repeated with the same claim id (a lost answer), it answers the same.
 const CLAIM: &str = r"
 local v = redis.call('GET', KEYS[1])
 if not v or string.sub(v, 1, 2) ~= 't:' then return false end
 local token = string.sub(v, 3)
-local done = ARGV[1] .. token
-if redis.call('EXISTS', done) == 1 then return {token, 1} end
 local ttl = redis.call('PTTL', KEYS[1])
 if ttl < 1 then ttl = 1 end
-redis.call('RPUSH', done, '1')
-redis.call('PEXPIRE', done, ttl)
+local mk = ARGV[1] .. 'match:' .. token
+if not redis.call('SET', mk, ARGV[2], 'NX', 'PX', ttl) then
+  if redis.call('GET', mk) == ARGV[2] then return {token, 0} end
+  return {token, 1}
+end
+local done = ARGV[1] .. 'done:' .. token
+if redis.call('EXISTS', done) == 0 then
+  redis.call('RPUSH', done, '1')
+  redis.call('PEXPIRE', done, ttl)
+end
 return {token, 0}
+";
+
+// KEYS: code key, settle key, done key. ARGV: bound value, settle id.
+// Returns -1 when the code is no longer bound to the token, 1 for the first settlement (also
+// when repeated with the same settle id), 0 when settled before.
+const SETTLE: &str = r"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 1 then return -1 end
+if not redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', ttl) then
+  if redis.call('GET', KEYS[2]) == ARGV[2] then return 1 end
+  return 0
+end
+if redis.call('EXISTS', KEYS[3]) == 0 then
+  redis.call('RPUSH', KEYS[3], '1')
+  redis.call('PEXPIRE', KEYS[3], ttl)
+end
+return 1
+";
+
+// KEYS: settle key. ARGV: settle id. Only the first settlement's own id undoes it.
+const UNSETTLE: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 1
 ";
 
 /// A [`Store`] in Redis, shared by every process that uses the same server and namespace.
@@ -86,6 +124,8 @@ pub struct RedisStore {
     bind: Script,
     release: Script,
     claim: Script,
+    settle: Script,
+    unsettle: Script,
 }
 
 impl fmt::Debug for RedisStore {
@@ -128,6 +168,8 @@ impl RedisStore {
             bind: Script::new(BIND),
             release: Script::new(RELEASE),
             claim: Script::new(CLAIM),
+            settle: Script::new(SETTLE),
+            unsettle: Script::new(UNSETTLE),
         };
         store.with_conn(|c| redis::cmd("PING").query::<String>(c))?;
         Ok(store)
@@ -238,14 +280,38 @@ impl Store for RedisStore {
         Ok(())
     }
 
-    fn claim(&self, code: &str) -> Result<Option<Match>> {
+    fn lookup(&self, code: &str) -> Result<Option<String>> {
+        let key = self.key("code", code);
+        let v: Option<String> = self.with_conn(|c| redis::cmd("GET").arg(&key).query(c))?;
+        Ok(v.and_then(|v| v.strip_prefix("t:").map(str::to_owned)))
+    }
+
+    fn claim(&self, code: &str, claim_id: &str) -> Result<Option<Match>> {
         let mut inv = self.claim.key(self.key("code", code));
-        inv.arg(self.key("done", ""));
+        inv.arg(format!("{}:", self.namespace)).arg(claim_id);
         let found: Option<(String, i64)> = self.with_conn(|c| inv.invoke(c))?;
-        Ok(found.map(|(ft_token, dup)| Match {
-            ft_token,
-            duplicate: dup == 1,
-        }))
+        Ok(found.map(|(ft_token, dup)| Match::new(ft_token, dup == 1)))
+    }
+
+    fn settle(&self, code: &str, ft_token: &str, settle_id: &str) -> Result<Option<bool>> {
+        let mut inv = self.settle.key(self.key("code", code));
+        inv.key(self.key("settle", ft_token))
+            .key(self.key("done", ft_token))
+            .arg(format!("t:{ft_token}"))
+            .arg(settle_id);
+        let n: i64 = self.with_conn(|c| inv.invoke(c))?;
+        Ok(match n {
+            1 => Some(true),
+            0 => Some(false),
+            _ => None,
+        })
+    }
+
+    fn unsettle(&self, ft_token: &str, settle_id: &str) -> Result<()> {
+        let mut inv = self.unsettle.key(self.key("settle", ft_token));
+        inv.arg(settle_id);
+        let _: i64 = self.with_conn(|c| inv.invoke(c))?;
+        Ok(())
     }
 
     fn wait_matched(&self, ft_token: &str, timeout: Duration) -> Result<bool> {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The push-mode tracker: core unit tests, the memory and Redis stores against a fake platform,
-# two real processes sharing Redis behind the sandbox, the tracker's C ABI from Rust, and from
-# C under valgrind. The tests start their own redis-server (Debian package `redis-server`) on
+# two real processes sharing Redis behind the sandbox, forked workers, the tracker's C ABI from
+# Rust, and from C under valgrind; signals during 10,000 calls from C. The tests start their own redis-server (Debian package `redis-server`) on
 # an ephemeral loopback port; FOTP_REQUIRE_REDIS=1 makes a missing binary a failure, not a skip.
 # Needs: cargo, gcc, valgrind, redis-server.
 set -euo pipefail
@@ -73,6 +73,11 @@ gcc -std=c99 -Wall -Wextra -Werror -pedantic -I"$ROOT/include" \
   -L"$RELEASE" -lfotp -lpthread -Wl,-rpath,"$RELEASE"
 valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
   --show-leak-kinds=definite "$WORK/tracker_c" "$BASE_URL" "redis://127.0.0.1:$PORT/"
+
+step "C: 10,000 tracker and client calls while every calling thread gets SIGUSR1 each 100 us"
+gcc -std=c99 -Wall -Wextra -Werror -pedantic -I"$ROOT/include" tests/c/signals.c \
+  -o "$WORK/signals" -L"$RELEASE" -lfotp -lpthread -Wl,-rpath,"$RELEASE"
+"$WORK/signals" "$BASE_URL" "redis://127.0.0.1:$PORT/"
 
 step "C example: two processes share the tracker through Redis"
 gcc -std=c99 -Wall -Wextra -Werror -pedantic -I"$ROOT/include" examples/c/push_tracker.c \

@@ -101,8 +101,12 @@ curl -fsS -H 'Content-Type: application/json' "$BASE_URL/sandbox/uplink" \
   -d "{\"ftToken\":\"$token\",\"mobile\":\"8613800000000\",\"content\":\"code $code\"}" |
   grep -q '"000000"'
 body="{\"mobile\":\"8613800000000\",\"sender\":\"1008611\",\"sendTime\":\"2025-05-15 11:23:34\",\"code\":\"$code\"}"
-[ "$(printf '%s' "$body" | "$WORK/push_tracker" match - | head -n 1)" = "matched $token" ]
-[ "$(printf '%s' "$body" | "$WORK/push_tracker" match - | head -n 1)" = "duplicate $token" ]
+forged="{\"mobile\":\"8613999999999\",\"sender\":\"1008611\",\"sendTime\":\"2025-05-15 11:23:34\",\"code\":\"$code\"}"
+export FOTP_BASE_URL=$BASE_URL FOTP_APP_ID=sandbox FOTP_APP_SECRET=sandbox-secret
+# A forged callback (another phone) first: not confirmed, nothing consumed.
+[ "$(printf '%s' "$forged" | "$WORK/push_tracker" settle - | tr '\n' ' ')" = "unconfirmed answer 503 " ]
+[ "$(printf '%s' "$body" | "$WORK/push_tracker" settle - | head -n 1)" = "first $token" ]
+[ "$(printf '%s' "$body" | "$WORK/push_tracker" settle - | head -n 1)" = "duplicate $token" ]
 IFS= read -r -t 30 -u "$VO" line || { echo "test-tracker: the waiting process never woke" >&2; exit 1; }
 [ "$line" = "status 2" ] || { echo "test-tracker: waiting process said: $line" >&2; exit 1; }
 wait "$VERIFY_PID"

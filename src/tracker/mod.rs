@@ -1,9 +1,10 @@
 //! Push mode at scale: matching callbacks to verifications.
 //!
-//! A callback names no `ftToken`, only the phone number and the code. A [`Tracker`] gives each
-//! verification a code that no other live verification of the same tracker holds, so the code
-//! alone finds the verification; it reports a second delivery of the same callback as a
-//! duplicate, and lets any process sharing its store wait for the result.
+//! A callback names no `ftToken`, only the phone number and the code, and it carries no
+//! signature. A [`Tracker`] gives each verification a code that no other live verification of
+//! the same tracker holds, so the code alone finds the verification; [`Tracker::settle`] has
+//! the platform confirm the callback and reports exactly one genuine delivery per verification
+//! as the first, and any process sharing the store can wait for the result.
 //!
 //! ```no_run
 //! # fn main() -> fotp::Result<()> {
@@ -12,11 +13,18 @@
 //! let v = tracker.verify(&client, "2", 4, Some(5))?;
 //! // ... in the callback handler (possibly another process sharing the Redis store):
 //! # let body = b"";
+//! # fn act_on(_: &str) -> Result<(), ()> { Ok(()) }
 //! let cb = fotp::parse_callback(body)?;
-//! match tracker.match_callback(&cb)? {
-//!     Some(m) if !m.duplicate => { /* first delivery for m.ft_token */ }
-//!     Some(_) => { /* a duplicate delivery: already handled */ }
-//!     None => { /* no live verification holds this code */ }
+//! match tracker.settle(&client, &cb)? {
+//!     fotp::Settlement::First(m) => {
+//!         // Confirmed by the platform, and the first delivery: act on it, once.
+//!         if act_on(&m.ft_token).is_err() {
+//!             tracker.unsettle(&m)?; // answer 500: the next delivery is offered again
+//!         }
+//!     }
+//!     fotp::Settlement::Duplicate(_) => { /* confirmed, handled before: acknowledge */ }
+//!     fotp::Settlement::Unconfirmed => { /* not confirmed (yet): answer 503, nothing consumed */ }
+//!     fotp::Settlement::NoMatch => { /* no live verification holds this code: acknowledge */ }
 //! }
 //! // ... where the user waits:
 //! let result = tracker.wait(&client, &v.ft_token, std::time::Duration::from_secs(120))?;
@@ -32,9 +40,16 @@
 //!   when none is given) plus a grace period ([`DEFAULT_GRACE`]), so a late callback is still
 //!   matched and the code is not handed out again while the platform may still report it.
 //! - The mobile number is not part of the match: the platform decides which phone sent the code.
-//! - [`Tracker::wait`]'s result always comes from the platform's query. A matched callback only
-//!   wakes the waiter so it queries at once instead of at the next poll: a callback carries no
-//!   signature, so a forged one can never make `wait` report success.
+//! - [`Tracker::wait`]'s result always comes from the platform's query. A matched or settled
+//!   callback only wakes the waiter so it queries at once instead of at the next poll: a
+//!   callback carries no signature, so a forged one can never make `wait` report success.
+//! - [`Tracker::settle`] consumes nothing until the platform confirms the callback, so a forged
+//!   callback (posted for every code) never turns the genuine one into a duplicate; the
+//!   unauthenticated [`Tracker::match_callback`] keeps a record of its own for the same reason.
+//! - A reservation is freed early only when the verify request surely never reached the server
+//!   (or the platform refused it); otherwise the platform may hold a session with the code,
+//!   and it stays reserved until its TTL. A late callback for an expired session does not
+//!   confirm against the newer session's query, so it never settles it.
 
 use std::fmt;
 use std::sync::Arc;

@@ -92,6 +92,30 @@ typedef enum {
 } fotp_status;
 
 /**
+ * What fotp_tracker_settle_outcome() found for a callback; what a receiver answers follows
+ * from it.
+ */
+typedef enum {
+    /**
+     * No live verification holds the code: call the handler with no match, then acknowledge.
+     */
+    FOTP_SETTLE_NO_MATCH = 0,
+    /**
+     * A live verification holds the code but the platform does not confirm the callback
+     * (yet): nothing was consumed; answer HTTP 503 so that the platform delivers again.
+     */
+    FOTP_SETTLE_UNCONFIRMED = 1,
+    /**
+     * The first confirmed delivery: run the handler (fotp_tracker_unsettle() if it fails).
+     */
+    FOTP_SETTLE_FIRST = 2,
+    /**
+     * Settled before: acknowledge without running the handler.
+     */
+    FOTP_SETTLE_DUPLICATE = 3,
+} fotp_settle_outcome;
+
+/**
  * A callback the platform pushed (push mode), parsed by fotp_callback_parse().
  *
  * Owned by the caller, freed with fotp_callback_free(). Immutable: its getters may be called
@@ -135,8 +159,8 @@ typedef struct fotp_config fotp_config;
 typedef struct fotp_error fotp_error;
 
 /**
- * The result of fotp_tracker_match(): the verification a callback belongs to, and whether
- * this delivery is a duplicate.
+ * The result of fotp_tracker_settle() or fotp_tracker_match(): the verification a callback
+ * belongs to, and whether this delivery is a duplicate.
  *
  * Owned by the caller, freed with fotp_match_free(). Immutable: its getters may be called
  * from several threads at once.
@@ -671,7 +695,10 @@ void fotp_tracker_free(fotp_tracker *t);
  * `validity_minutes` (1-10, or 0 for the platform's default of 5).
  *
  * The code is drawn from the OS CSPRNG (never starting with 0) and reserved atomically
- * before the request; if verify fails the reservation is released. When half of the codes of
+ * before the request. If verify fails, the code is freed only when the platform surely holds
+ * no session with it (the request never reached the server, or the platform refused it);
+ * otherwise it stays reserved until it expires, so a late callback cannot match another
+ * verification. When half of the codes of
  * that length are live, fails with FOTP_ERROR_EXHAUSTED (use longer codes). Other errors: those
  * of fotp_verify(), and FOTP_ERROR_NETWORK when the tracker's store fails. On success writes a
  * new verification to `*out` (owned by the caller, free with fotp_verification_free()) and
@@ -685,19 +712,70 @@ fotp_error *fotp_tracker_verify(const fotp_tracker *t,
                                 fotp_verification **out);
 
 /**
- * Finds the live verification the callback `cb` belongs to, by its code (the mobile number
- * is not compared: the platform decides it).
+ * Finds the live verification the callback `cb` belongs to, by its code, WITHOUT asking the
+ * platform: the callback is not authenticated. For callers who confirm each callback
+ * themselves (fotp_confirm_callback()) before acting on it; everyone else uses
+ * fotp_tracker_settle().
  *
  * On success returns NULL and writes to `*out` either NULL, when no live verification of
  * this tracker holds the code, or a new match (owned by the caller, free with
- * fotp_match_free()). The first delivery of a callback gives a match whose
- * fotp_match_is_duplicate() is false, and wakes fotp_tracker_wait() for its token in every
- * process sharing the store; later deliveries give true. This does not authenticate the
- * callback (see fotp_confirm_callback()). Errors: FOTP_ERROR_NETWORK when the store fails
- * (never a wrong match), FOTP_ERROR_INVALID_ARGUMENT for NULL arguments; `*out` is untouched
- * on failure. Thread-safe.
+ * fotp_match_free()). The first call for a code gives a match whose fotp_match_is_duplicate()
+ * is false, and wakes fotp_tracker_wait() for its token in every process sharing the store;
+ * later calls give true. Its record is its own: a (possibly forged) callback matched here never
+ * makes fotp_tracker_settle() report the genuine delivery as a duplicate. Errors:
+ * FOTP_ERROR_NETWORK when the store fails (never a wrong match), FOTP_ERROR_INVALID_ARGUMENT
+ * for NULL arguments; `*out` is untouched on failure. Thread-safe.
  */
 fotp_error *fotp_tracker_match(const fotp_tracker *t, const fotp_callback *cb, fotp_match **out);
+
+/**
+ * The safe way to handle a callback: finds the live verification holding the code of `cb`,
+ * has the platform confirm it with one query through `client` (status success, the same code,
+ * the same mobile), and settles it atomically among all processes sharing the store.
+ *
+ * On success returns NULL and writes to `*out` NULL when no live verification holds the code
+ * or the platform does not confirm the callback (nothing is consumed then, so a forged
+ * callback never hides the genuine one), otherwise a new match (owned by the caller, free with
+ * fotp_match_free()) whose fotp_match_is_duplicate() is true when this verification was
+ * settled before, in any process sharing the store: exactly one genuine delivery per
+ * verification is the first. Receivers, which must tell "no match" from "unconfirmed", use
+ * fotp_tracker_settle_outcome(). Settling wakes fotp_tracker_wait() for the token in every
+ * process. Queries the platform once and never waits for it. Errors: those of fotp_query()
+ * (a failed query consumes nothing: answer 503 so the platform delivers again),
+ * FOTP_ERROR_NETWORK when the store fails, FOTP_ERROR_INVALID_ARGUMENT for NULL arguments;
+ * `*out` is untouched on failure. Thread-safe.
+ */
+fotp_error *fotp_tracker_settle(const fotp_tracker *t,
+                                const fotp_client *client,
+                                const fotp_callback *cb,
+                                fotp_match **out);
+
+/**
+ * fotp_tracker_settle() with its outcome told apart, as a receiver answers:
+ * FOTP_SETTLE_NO_MATCH (call the handler with no match, acknowledge), FOTP_SETTLE_UNCONFIRMED
+ * (HTTP 503, nothing consumed), FOTP_SETTLE_FIRST (run the handler; if it fails,
+ * fotp_tracker_unsettle() and answer 500), FOTP_SETTLE_DUPLICATE (acknowledge only).
+ *
+ * On success returns NULL, writes the outcome to `*outcome` and to `*out` a new match (owned by
+ * the caller, free with fotp_match_free()) for FOTP_SETTLE_FIRST and FOTP_SETTLE_DUPLICATE,
+ * NULL otherwise. Errors as for fotp_tracker_settle(); `*outcome` and `*out` are untouched on
+ * failure. Thread-safe.
+ */
+fotp_error *fotp_tracker_settle_outcome(const fotp_tracker *t,
+                                        const fotp_client *client,
+                                        const fotp_callback *cb,
+                                        fotp_settle_outcome *outcome,
+                                        fotp_match **out);
+
+/**
+ * The handler failed: undoes the first settlement `m` (from fotp_tracker_settle() or
+ * fotp_tracker_settle_outcome()) so that the next delivery of the callback is the first again
+ * and the result is not lost. Does nothing for a duplicate, or a match from
+ * fotp_tracker_match(): only the first settlement's own match can undo it. `m` stays owned by
+ * the caller. Errors: FOTP_ERROR_NETWORK when the store fails, FOTP_ERROR_INVALID_ARGUMENT for
+ * NULL arguments. Thread-safe.
+ */
+fotp_error *fotp_tracker_unsettle(const fotp_tracker *t, const fotp_match *m);
 
 /**
  * The token of the verification the callback belongs to. Owned by `m`, lives until
@@ -706,8 +784,9 @@ fotp_error *fotp_tracker_match(const fotp_tracker *t, const fotp_callback *cb, f
 const char *fotp_match_ft_token(const fotp_match *m);
 
 /**
- * True when this callback was matched before (a repeated delivery: answer it, but do not act
- * on it again); false for the first delivery, or when `m` is NULL. Thread-safe.
+ * True when this verification was settled (fotp_tracker_settle()) or matched
+ * (fotp_tracker_match()) before: a repeated delivery, to acknowledge without acting on it
+ * again; false for the first, or when `m` is NULL. Thread-safe.
  */
 bool fotp_match_is_duplicate(const fotp_match *m);
 
@@ -717,17 +796,17 @@ bool fotp_match_is_duplicate(const fotp_match *m);
 void fotp_match_free(fotp_match *m);
 
 /**
- * Waits for the result of `ft_token`: returns as soon as a callback for it was matched by
- * fotp_tracker_match() in any process sharing the store (memory: this process) and the
- * platform's query confirms a final status, or when a query made every 2 s reports one; after
- * `timeout_ms` milliseconds, a FOTP_ERROR_TIMEOUT error. The limit bounds the whole wait, a
- * query in flight included.
+ * Waits for the result of `ft_token`: returns as soon as a callback for it was settled or
+ * matched in any process sharing the store (memory: this process) and the platform's query
+ * confirms a final status, or when a query made every 2 s reports one; after `timeout_ms`
+ * milliseconds, a FOTP_ERROR_TIMEOUT error. The limit bounds the whole wait, a query in flight
+ * included. When the store fails, the wait goes on by polling the platform.
  *
  * The result always comes from the platform's query (a matched callback only makes the query
  * happen at once), so a forged callback cannot make this report success. On success writes a
  * new result to `*out` (owned by the caller, free with fotp_query_result_free()) and returns
  * NULL; `*out` is untouched on failure. Errors: those of fotp_query() other than transient
- * ones (retried within the limit), FOTP_ERROR_NETWORK when the store fails. Thread-safe.
+ * ones (retried within the limit). Thread-safe.
  */
 fotp_error *fotp_tracker_wait(const fotp_tracker *t,
                               const fotp_client *client,

@@ -482,7 +482,7 @@ impl Client {
                 }
             };
             if !retryable || attempt >= cfg.retries {
-                return outcome.map(|(s, b, _)| (s, b)).map_err(|f| f.error);
+                return outcome.map(|(s, b, _)| (s, b)).map_err(Failure::into_error);
             }
             // Retry-After is honoured up to one attempt's time limit, never past the call bound.
             let retry_after = outcome.as_ref().ok().and_then(|(_, _, ra)| *ra);
@@ -490,7 +490,7 @@ impl Client {
                 .map(|ra| ra.min(cfg.timeout))
                 .unwrap_or_else(|| backoff(attempt));
             if budget.left().is_some_and(|left| pause >= left) {
-                return outcome.map(|(s, b, _)| (s, b)).map_err(|f| f.error);
+                return outcome.map(|(s, b, _)| (s, b)).map_err(Failure::into_error);
             }
             if self.pause(pause) {
                 return Err(cancelled_error());
@@ -597,6 +597,11 @@ struct Failure {
 }
 
 impl Failure {
+    /// The error, telling the tracker whether a code sent with it may be held by the platform.
+    fn into_error(self) -> Error {
+        self.error.reached_server(self.reached_server)
+    }
+
     fn final_(error: Error) -> Self {
         Failure {
             error,

@@ -61,6 +61,8 @@ pub struct Error {
     message: String,
     api_code: Option<String>,
     http_status: u16,
+    /// Set by the client when the request surely never reached the server.
+    unsent: bool,
 }
 
 /// Shorthand for `std::result::Result<T, fotp::Error>`.
@@ -74,6 +76,7 @@ impl Error {
             message: message.into(),
             api_code: None,
             http_status: 0,
+            unsent: false,
         }
     }
 
@@ -96,12 +99,25 @@ impl Error {
             message: message.into(),
             api_code: Some(code.into()),
             http_status,
+            unsent: false,
         }
     }
 
     pub(crate) fn with_http_status(mut self, status: u16) -> Self {
         self.http_status = status;
         self
+    }
+
+    /// Marks whether the request may have reached the server (the client knows).
+    pub(crate) fn reached_server(mut self, reached: bool) -> Self {
+        self.unsent = !reached;
+        self
+    }
+
+    /// `false` only when the request surely never reached the server (so, for verify, the
+    /// platform holds no session for it); `true` whenever it may have.
+    pub(crate) fn request_may_have_reached_server(&self) -> bool {
+        !self.unsent
     }
 
     /// The kind of failure.

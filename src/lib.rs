@@ -76,7 +76,7 @@ pub use error::{Error, ErrorKind, Result};
 pub use sign::{Header, HmacHeaderNames, Secret, Signer, TokenHeaderNames};
 #[cfg(feature = "redis")]
 pub use tracker::RedisStore;
-pub use tracker::{Match, MemoryStore, Reservation, Store, Tracker};
+pub use tracker::{Match, MemoryStore, Reservation, Settlement, Store, Tracker};
 pub use wire::{QueryResult, Status, Verification, VerifyRequest};
 
 /// The version of this library.

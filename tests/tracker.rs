@@ -5,7 +5,7 @@ mod tracker_support;
 
 use std::time::{Duration, Instant};
 
-use fotp::{ErrorKind, MemoryStore, Status, Tracker};
+use fotp::{ErrorKind, MemoryStore, Settlement, Status, Store, Tracker};
 use support::{Reply, Server};
 use tracker_support::Platform;
 
@@ -141,4 +141,229 @@ fn exhausted_is_reported_with_its_kind() {
     assert_eq!(e.kind() as i32, 8);
     assert_eq!(platform.count("/flash/opt/verify"), 0);
     drop(held);
+}
+
+/// A clock the test moves by hand, for expiry without waiting.
+#[derive(Debug, Default)]
+struct ManualClock(std::sync::atomic::AtomicU64);
+
+impl ManualClock {
+    fn advance(&self, d: Duration) {
+        self.0
+            .fetch_add(d.as_millis() as u64, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl fotp::tracker::Clock for ManualClock {
+    fn now(&self) -> Duration {
+        Duration::from_millis(self.0.load(std::sync::atomic::Ordering::SeqCst))
+    }
+}
+
+fn cb_for(code: &str, mobile: &str) -> fotp::Callback {
+    fotp::parse_callback(
+        serde_json::json!({"mobile": mobile, "sender": "1008611", "sendTime": "2025-05-15 11:23:34", "code": code})
+            .to_string()
+            .as_bytes(),
+    )
+    .unwrap()
+}
+
+const USER: &str = "8613800000000";
+const ATTACKER: &str = "8613999999999";
+
+#[test]
+fn nine_thousand_forged_callbacks_never_hide_a_genuine_one() {
+    let platform = Platform::start();
+    let client = platform.client();
+    let tracker = Tracker::memory();
+    let sessions: Vec<_> = (0..20)
+        .map(|_| tracker.verify(&client, "2", 4, None).unwrap())
+        .collect();
+    // Every 4-digit code, from the attacker's number, through the unauthenticated match and
+    // through settle: settle consumes nothing, whatever match recorded.
+    let mut unconfirmed = 0;
+    for code in 1000..10_000 {
+        let forged = cb_for(&code.to_string(), ATTACKER);
+        tracker.match_callback(&forged).unwrap();
+        match tracker.settle(&client, &forged).unwrap() {
+            Settlement::NoMatch => {}
+            Settlement::Unconfirmed => unconfirmed += 1,
+            other => panic!("a forged callback settled: {other:?}"),
+        }
+    }
+    assert_eq!(
+        unconfirmed,
+        sessions.len(),
+        "each live code was queried once"
+    );
+    // The users' SMS arrive; the platform delivers each genuine callback 3 times, at once.
+    for v in &sessions {
+        platform.finish(&v.ft_token, "2", USER);
+    }
+    for v in &sessions {
+        let genuine = cb_for(&v.code, USER);
+        let outcomes: Vec<Settlement> = std::thread::scope(|s| {
+            (0..3)
+                .map(|_| s.spawn(|| tracker.settle(&client, &genuine).unwrap()))
+                .collect::<Vec<_>>()
+                .into_iter()
+                .map(|h| h.join().unwrap())
+                .collect()
+        });
+        let firsts = outcomes
+            .iter()
+            .filter(|o| matches!(o, Settlement::First(m) if m.ft_token == v.ft_token))
+            .count();
+        let dups = outcomes
+            .iter()
+            .filter(|o| matches!(o, Settlement::Duplicate(m) if m.ft_token == v.ft_token))
+            .count();
+        assert_eq!((firsts, dups), (1, 2), "{outcomes:?}");
+    }
+}
+
+#[test]
+fn a_failed_handler_is_offered_the_next_delivery_once() {
+    let platform = Platform::start();
+    let client = platform.client();
+    let tracker = Tracker::memory();
+    let v = tracker.verify(&client, "2", 5, None).unwrap();
+    platform.finish(&v.ft_token, "2", USER);
+    let cb = cb_for(&v.code, USER);
+    let Settlement::First(first) = tracker.settle(&client, &cb).unwrap() else {
+        panic!("first delivery")
+    };
+    // The handler raises: undo. Unsettling a duplicate first must not undo anything.
+    let Settlement::Duplicate(dup) = tracker.settle(&client, &cb).unwrap() else {
+        panic!("duplicate")
+    };
+    tracker.unsettle(&dup).unwrap();
+    assert!(matches!(
+        tracker.settle(&client, &cb).unwrap(),
+        Settlement::Duplicate(_)
+    ));
+    tracker.unsettle(&first).unwrap();
+    let outcomes: Vec<Settlement> = (0..3)
+        .map(|_| tracker.settle(&client, &cb).unwrap())
+        .collect();
+    assert!(matches!(&outcomes[0], Settlement::First(m) if m.ft_token == v.ft_token));
+    assert!(matches!(&outcomes[1], Settlement::Duplicate(_)));
+    assert!(matches!(&outcomes[2], Settlement::Duplicate(_)));
+    // The stale first match cannot undo the new settlement either.
+    tracker.unsettle(&first).unwrap();
+    assert!(matches!(
+        tracker.settle(&client, &cb).unwrap(),
+        Settlement::Duplicate(_)
+    ));
+}
+
+#[test]
+fn settle_wakes_the_waiter_and_a_failed_query_consumes_nothing() {
+    let platform = Platform::start();
+    let client = platform.client();
+    let tracker = Tracker::memory().with_poll_interval(Duration::from_secs(600));
+    let v = tracker.verify(&client, "2", 4, None).unwrap();
+    let cb = cb_for(&v.code, USER);
+    // The platform is unreachable: the error, and nothing consumed.
+    let failing = Server::always(503, "{}");
+    let down = support::client_for(&failing, |b| b.retries(0));
+    let e = tracker.settle(&down, &cb).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::HttpStatus, "{e}");
+    std::thread::scope(|s| {
+        let waiter = s.spawn(|| tracker.wait(&client, &v.ft_token, Duration::from_secs(60)));
+        platform.finish(&v.ft_token, "2", USER);
+        assert!(matches!(
+            tracker.settle(&client, &cb).unwrap(),
+            Settlement::First(_)
+        ));
+        assert_eq!(waiter.join().unwrap().unwrap().status, Status::Success);
+    });
+}
+
+#[test]
+fn a_late_callback_never_settles_a_newer_verification_with_the_same_code() {
+    let platform = Platform::start();
+    let client = platform.client();
+    let clock = std::sync::Arc::new(ManualClock::default());
+    let store = std::sync::Arc::new(MemoryStore::with_clock(clock.clone()));
+    let tracker = Tracker::with_store(store.clone());
+    let old = tracker.verify(&client, "2", 4, Some(1)).unwrap();
+    // The old verification expires from the tracker; a new one is given the same code.
+    clock.advance(Duration::from_secs(3600));
+    assert_eq!(store.live(4), 0);
+    let new = client
+        .verify(&fotp::VerifyRequest::new("2").code(&old.code))
+        .unwrap();
+    assert_eq!(
+        store
+            .reserve(
+                std::slice::from_ref(&old.code),
+                "new-ticket",
+                4500,
+                Duration::from_secs(600)
+            )
+            .unwrap(),
+        fotp::tracker::Reserve::Reserved(0)
+    );
+    assert!(store.bind(&old.code, "new-ticket", &new.ft_token).unwrap());
+    // The platform retries the old verification's callback late (the old user succeeded).
+    platform.finish(&old.ft_token, "2", USER);
+    let late = cb_for(&old.code, USER);
+    assert_eq!(
+        tracker.settle(&client, &late).unwrap(),
+        Settlement::Unconfirmed
+    );
+    // The new user succeeds from another phone: the late callback still does not confirm.
+    platform.finish(&new.ft_token, "2", "8613700000000");
+    assert_eq!(
+        tracker.settle(&client, &late).unwrap(),
+        Settlement::Unconfirmed
+    );
+    let genuine = cb_for(&old.code, "8613700000000");
+    assert!(
+        matches!(tracker.settle(&client, &genuine).unwrap(), Settlement::First(m) if m.ft_token == new.ft_token)
+    );
+}
+
+#[test]
+fn a_verify_that_times_out_after_sending_keeps_its_code_until_the_ttl() {
+    // The platform receives verify and answers too late: it may hold a session with the code.
+    let server = Server::start(|_, _| {
+        Reply::After(
+            Duration::from_secs(3),
+            Box::new(Reply::json(200, support::VERIFY_OK)),
+        )
+    });
+    let client = support::client_for(&server, |b| {
+        b.retries(0).timeout(Duration::from_millis(300))
+    });
+    let clock = std::sync::Arc::new(ManualClock::default());
+    let store = std::sync::Arc::new(MemoryStore::with_clock(clock.clone()));
+    let tracker = Tracker::with_store(store.clone());
+    let e = tracker.verify(&client, "2", 4, Some(1)).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+    assert_eq!(server.count(), 1, "the request was sent");
+    assert_eq!(store.live(4), 1, "kept while the platform may hold it");
+    clock.advance(Duration::from_secs(60) + fotp::tracker::DEFAULT_GRACE);
+    assert_eq!(store.live(4), 0, "freed with its TTL");
+
+    // Nobody listening: the request surely never arrived, so the code is freed at once.
+    let refused = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", l.local_addr().unwrap());
+        drop(l);
+        url
+    };
+    let client = fotp::Client::new(
+        fotp::Config::builder(&refused)
+            .hmac_auth("a", "b")
+            .retries(0)
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    let e = tracker.verify(&client, "2", 4, Some(1)).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Network, "{e}");
+    assert_eq!(store.live(4), 0);
 }

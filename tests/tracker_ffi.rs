@@ -174,6 +174,132 @@ fn push_mode_round_trip_in_memory() {
     }
 }
 
+/// settle_outcome: (outcome, Some((token, duplicate)) when a match was written).
+fn settled(
+    t: *const fotp_tracker,
+    client: *const fotp_client,
+    cb: *const fotp_callback,
+) -> (fotp_settle_outcome, Option<(String, bool)>) {
+    let mut outcome = fotp_settle_outcome::FOTP_SETTLE_DUPLICATE;
+    let mut m = sentinel();
+    // SAFETY: live objects; out-pointers writable; the match is freed here.
+    unsafe {
+        ok(fotp_tracker_settle_outcome(
+            t,
+            client,
+            cb,
+            &mut outcome,
+            &mut m,
+        ));
+        if m.is_null() {
+            return (outcome, None);
+        }
+        let out = (
+            s(fotp_match_ft_token(m)).unwrap(),
+            fotp_match_is_duplicate(m),
+        );
+        fotp_match_free(m);
+        (outcome, Some(out))
+    }
+}
+
+#[test]
+fn settle_confirms_then_settles_once_and_unsettle_offers_it_again() {
+    use fotp_settle_outcome::*;
+    let platform = Platform::start();
+    let client = client_for(&platform);
+    let t = fotp_tracker_new_memory();
+    let (token, code) = verify(t, client, 4);
+    let genuine = parse(&platform.callback_body(&token, "8613800000000"));
+    // Not confirmed yet (the platform says processing): nothing consumed.
+    assert_eq!(settled(t, client, genuine), (FOTP_SETTLE_UNCONFIRMED, None));
+    // A forged callback through the unauthenticated match does not consume the settlement.
+    assert_eq!(matched(t, genuine), Some((token.clone(), false)));
+    platform.finish(&token, "2", "8613800000000");
+    // Another mobile with the live code: the platform does not confirm it.
+    let forged = parse(&platform.callback_body(&token, "8613900000000"));
+    assert_eq!(settled(t, client, forged), (FOTP_SETTLE_UNCONFIRMED, None));
+    let other = if code == "9999" { "8888" } else { "9999" };
+    let stray = parse(
+        format!(r#"{{"mobile":"1","sender":"2","sendTime":"3","code":"{other}"}}"#).as_bytes(),
+    );
+    assert_eq!(settled(t, client, stray), (FOTP_SETTLE_NO_MATCH, None));
+
+    // SAFETY: live objects; every match is freed.
+    unsafe {
+        // The plain settle: the first genuine delivery, then duplicates.
+        let mut m = null_mut();
+        ok(fotp_tracker_settle(t, client, genuine, &mut m));
+        assert!(!m.is_null());
+        assert_eq!(s(fotp_match_ft_token(m)), Some(token.clone()));
+        assert!(!fotp_match_is_duplicate(m));
+        assert_eq!(
+            settled(t, client, genuine),
+            (FOTP_SETTLE_DUPLICATE, Some((token.clone(), true)))
+        );
+        // The handler failed: undo, and the next delivery is the first again, once.
+        ok(fotp_tracker_unsettle(t, m));
+        fotp_match_free(m);
+        assert_eq!(
+            settled(t, client, genuine),
+            (FOTP_SETTLE_FIRST, Some((token.clone(), false)))
+        );
+        assert_eq!(
+            settled(t, client, genuine),
+            (FOTP_SETTLE_DUPLICATE, Some((token.clone(), true)))
+        );
+        // Unsettling a duplicate (or a match from fotp_tracker_match) changes nothing.
+        let mut dup = null_mut();
+        ok(fotp_tracker_settle(t, client, genuine, &mut dup));
+        assert!(fotp_match_is_duplicate(dup));
+        ok(fotp_tracker_unsettle(t, dup));
+        fotp_match_free(dup);
+        let mut plain = null_mut();
+        ok(fotp_tracker_match(t, genuine, &mut plain));
+        ok(fotp_tracker_unsettle(t, plain));
+        fotp_match_free(plain);
+        assert_eq!(settled(t, client, genuine).0, FOTP_SETTLE_DUPLICATE);
+        // The unconfirmed and stray callbacks still answer NULL through the plain settle.
+        for cb in [forged, stray] {
+            let mut m = sentinel();
+            ok(fotp_tracker_settle(t, client, cb, &mut m));
+            assert!(m.is_null());
+        }
+        // Settle queried the platform; a failed query is the error, *out untouched.
+        let queries = platform.count("/flash/opt/query");
+        assert!(queries >= 7, "{queries}");
+        let down = {
+            let url = c"http://127.0.0.1:1";
+            let c = fotp_config_new();
+            ok(fotp_config_set_base_url(c, url.as_ptr()));
+            ok(fotp_config_set_hmac_auth(c, c"a".as_ptr(), c"b".as_ptr()));
+            fotp_config_set_retries(c, 0);
+            let mut client = null_mut();
+            ok(fotp_client_new(c, &mut client));
+            fotp_config_free(c);
+            client
+        };
+        let mut m = sentinel();
+        let mut outcome = FOTP_SETTLE_NO_MATCH;
+        let (kind, _) = take(fotp_tracker_settle_outcome(
+            t,
+            down,
+            genuine,
+            &mut outcome,
+            &mut m,
+        ));
+        assert_eq!(kind, FOTP_ERROR_NETWORK);
+        assert_eq!((outcome, m), (FOTP_SETTLE_NO_MATCH, sentinel()));
+        fotp_client_free(down);
+
+        fotp_callback_free(genuine);
+        fotp_callback_free(forged);
+        fotp_callback_free(stray);
+        fotp_tracker_free(t);
+        fotp_client_free(client);
+    }
+}
+
 #[test]
 fn null_and_bad_arguments() {
     let platform = Platform::start();
@@ -213,6 +339,37 @@ fn null_and_bad_arguments() {
         expect_invalid(fotp_tracker_match(t, null(), &mut m), "cb");
         expect_invalid(fotp_tracker_match(t, cb, null_mut()), "out");
         assert_eq!(m, sentinel());
+
+        expect_invalid(fotp_tracker_settle(null(), client, cb, &mut m), "t");
+        expect_invalid(fotp_tracker_settle(t, null(), cb, &mut m), "client");
+        expect_invalid(fotp_tracker_settle(t, client, null(), &mut m), "cb");
+        expect_invalid(fotp_tracker_settle(t, client, cb, null_mut()), "out");
+        let mut o = fotp_settle_outcome::FOTP_SETTLE_DUPLICATE;
+        expect_invalid(
+            fotp_tracker_settle_outcome(null(), client, cb, &mut o, &mut m),
+            "t",
+        );
+        expect_invalid(
+            fotp_tracker_settle_outcome(t, null(), cb, &mut o, &mut m),
+            "client",
+        );
+        expect_invalid(
+            fotp_tracker_settle_outcome(t, client, null(), &mut o, &mut m),
+            "cb",
+        );
+        expect_invalid(
+            fotp_tracker_settle_outcome(t, client, cb, null_mut(), &mut m),
+            "outcome",
+        );
+        expect_invalid(
+            fotp_tracker_settle_outcome(t, client, cb, &mut o, null_mut()),
+            "out",
+        );
+        assert_eq!(m, sentinel());
+        assert_eq!(o, fotp_settle_outcome::FOTP_SETTLE_DUPLICATE);
+        expect_invalid(fotp_tracker_unsettle(null(), null()), "t");
+        expect_invalid(fotp_tracker_unsettle(t, null()), "m");
+        assert_eq!(platform.count("/flash/opt/query"), 0);
 
         let mut r = sentinel();
         let tok = c"abc".as_ptr();

@@ -52,10 +52,15 @@ fn two_processes_share_one_store_and_three_deliveries_match_once() {
     let started = Instant::now();
     std::thread::scope(|s| {
         let waiter = s.spawn(|| app_a.wait(&client, &v.ft_token, Duration::from_secs(60)));
-        // Match only once the waiter is blocked inside Redis, so the wake-up is what is tested.
+        // Match only once the waiter's process listens for wake-ups, so the wake-up is what is
+        // tested.
         assert!(eventually(Duration::from_secs(10), || {
-            let info: String = redis::cmd("INFO").arg("clients").query(&mut con).unwrap();
-            info.contains("blocked_clients:1")
+            let subs: (String, usize) = redis::cmd("PUBSUB")
+                .arg("NUMSUB")
+                .arg("shop:wake")
+                .query(&mut con)
+                .unwrap();
+            subs.1 == 1
         }));
         platform.finish(&v.ft_token, "2", "8613800000000");
         // `deliveries: 3`, arriving at once on three handler threads of the other process.
@@ -173,7 +178,7 @@ fn nothing_is_left_in_redis_after_the_ttl() {
     assert_eq!(
         all.len(),
         5,
-        "code x2, live set x2, done list: {all:?} (pending {pending:?})"
+        "code x2, live set x2, match mark: {all:?} (pending {pending:?})"
     );
     for k in &all {
         let left: i64 = con.pttl(k).unwrap();
@@ -248,7 +253,9 @@ fn redis_down_is_a_network_error_never_a_match() {
     let mut redis = redis_or_skip!();
     let platform = Platform::start();
     let client = platform.client();
-    let t = Tracker::redis(&redis.url(), "down").unwrap();
+    let t = Tracker::redis(&redis.url(), "down")
+        .unwrap()
+        .with_poll_interval(Duration::from_millis(50));
     let v = t.verify(&client, "2", 4, None).unwrap();
     let cb = fotp::parse_callback(&platform.callback_body(&v.ft_token, "1")).unwrap();
     redis.kill();
@@ -256,10 +263,17 @@ fn redis_down_is_a_network_error_never_a_match() {
     let e = t.match_callback(&cb).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Network, "{e}");
     assert_eq!(t.reserve(4, None).unwrap_err().kind(), ErrorKind::Network);
+    // wait goes on by polling the platform, and says so when it runs out of time.
     let e = t
-        .wait(&client, &v.ft_token, Duration::from_secs(5))
+        .wait(&client, &v.ft_token, Duration::from_millis(300))
         .unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Network, "{e}");
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+    assert!(e.message().contains("Redis store failed"), "{e}");
+    platform.finish(&v.ft_token, "2", "8613800000000");
+    let r = t
+        .wait(&client, &v.ft_token, Duration::from_secs(10))
+        .unwrap();
+    assert_eq!(r.status, Status::Success);
     let before = platform.count("/flash/opt/verify");
     let e = t.verify(&client, "2", 4, None).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Network);
@@ -300,4 +314,215 @@ fn debug_never_shows_the_redis_password() {
     let e = Tracker::redis(&wrong, "pw").unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Config, "{e}");
     assert!(!e.message().contains("wrong-pw"), "{e}");
+}
+
+#[test]
+fn settle_is_shared_between_processes_and_a_repeated_call_answers_the_same() {
+    use fotp::Settlement;
+    let redis = redis_or_skip!();
+    let platform = Platform::start();
+    let client = platform.client();
+    let a = Tracker::redis(&redis.url(), "settle").unwrap();
+    let b = Tracker::redis(&redis.url(), "settle").unwrap();
+    let v = a.verify(&client, "2", 4, None).unwrap();
+    let genuine =
+        fotp::parse_callback(&platform.callback_body(&v.ft_token, "8613800000000")).unwrap();
+    // Before the SMS arrives, and from another phone after: unconfirmed, nothing consumed. The
+    // unauthenticated match has its own record.
+    assert_eq!(
+        b.settle(&client, &genuine).unwrap(),
+        Settlement::Unconfirmed
+    );
+    assert!(!b.match_callback(&genuine).unwrap().unwrap().duplicate);
+    platform.finish(&v.ft_token, "2", "8613800000000");
+    let forged = fotp::parse_callback(&platform.callback_body(&v.ft_token, "1")).unwrap();
+    assert_eq!(a.settle(&client, &forged).unwrap(), Settlement::Unconfirmed);
+
+    let Settlement::First(first) = b.settle(&client, &genuine).unwrap() else {
+        panic!("first")
+    };
+    assert_eq!(first.ft_token, v.ft_token);
+    assert!(
+        matches!(a.settle(&client, &genuine).unwrap(), Settlement::Duplicate(m) if m.ft_token == v.ft_token)
+    );
+    // The handler in b failed: the next delivery, in either process, is the first again.
+    b.unsettle(&first).unwrap();
+    assert!(matches!(
+        a.settle(&client, &genuine).unwrap(),
+        Settlement::First(_)
+    ));
+    assert!(matches!(
+        b.settle(&client, &genuine).unwrap(),
+        Settlement::Duplicate(_)
+    ));
+    b.unsettle(&first).unwrap();
+    assert!(
+        matches!(
+            b.settle(&client, &genuine).unwrap(),
+            Settlement::Duplicate(_)
+        ),
+        "a stale first undoes nothing"
+    );
+
+    // The store's operations may be sent twice (an interrupted read): same answer both times.
+    let w = a.verify(&client, "2", 5, None).unwrap();
+    let store = a.store();
+    assert_eq!(
+        store.lookup(&w.code).unwrap().as_deref(),
+        Some(w.ft_token.as_str())
+    );
+    assert_eq!(
+        store.settle(&w.code, &w.ft_token, "id-1").unwrap(),
+        Some(true)
+    );
+    assert_eq!(
+        store.settle(&w.code, &w.ft_token, "id-1").unwrap(),
+        Some(true)
+    );
+    assert_eq!(
+        store.settle(&w.code, &w.ft_token, "id-2").unwrap(),
+        Some(false)
+    );
+    assert_eq!(
+        store.settle(&w.code, "another-token", "id-3").unwrap(),
+        None
+    );
+    for _ in 0..2 {
+        assert!(!store.claim(&w.code, "claim-1").unwrap().unwrap().duplicate);
+    }
+    assert!(store.claim(&w.code, "claim-2").unwrap().unwrap().duplicate);
+    let r = a.reserve(6, None).unwrap();
+    let mut con = redis.con();
+    let before: usize = con.zcard("settle:live:6").unwrap();
+    a.bind(&r, "tok-r").unwrap();
+    a.bind(&r, "tok-r").unwrap();
+    assert_eq!(con.zcard::<_, usize>("settle:live:6").unwrap(), before);
+    let cands: Vec<String> = (0..8).map(|i| format!("{}", 777_770 + i)).collect();
+    let once = store
+        .reserve(&cands, "ticket-x", 450_000, Duration::from_secs(60))
+        .unwrap();
+    let twice = store
+        .reserve(&cands, "ticket-x", 450_000, Duration::from_secs(60))
+        .unwrap();
+    assert_eq!(once, fotp::tracker::Reserve::Reserved(0));
+    assert_eq!(twice, once, "a repeated reserve takes no second code");
+    assert_eq!(con.zcard::<_, usize>("settle:live:6").unwrap(), before + 1);
+}
+
+/// `n` verifications through `t`, each waited for on its own thread until `settle` has run,
+/// then checked: every wait succeeds.
+fn waits_survive(
+    t: &Tracker,
+    platform: &Platform,
+    client: &fotp::Client,
+    n: usize,
+    during: impl FnOnce(&[fotp::Verification]),
+) {
+    let sessions: Vec<_> = (0..n)
+        .map(|_| t.verify(client, "2", 6, None).unwrap())
+        .collect();
+    std::thread::scope(|s| {
+        let waiters: Vec<_> = sessions
+            .iter()
+            .map(|v| {
+                std::thread::Builder::new()
+                    .stack_size(256 * 1024)
+                    .spawn_scoped(s, || t.wait(client, &v.ft_token, Duration::from_secs(120)))
+                    .unwrap()
+            })
+            .collect();
+        during(&sessions);
+        for v in &sessions {
+            platform.finish(&v.ft_token, "2", "8613800000000");
+        }
+        for (v, w) in sessions.iter().zip(waiters) {
+            let r = w
+                .join()
+                .unwrap()
+                .unwrap_or_else(|e| panic!("{}: {e}", v.ft_token));
+            assert_eq!(r.status, Status::Success);
+        }
+    });
+}
+
+#[test]
+fn a_thousand_concurrent_waits_keep_the_connection_count_bounded() {
+    use fotp::RedisStore;
+    let redis = redis_or_skip!();
+    let platform = Platform::start();
+    let client = platform.client();
+    // Only wake-ups end these waits in time: the poll is 10 minutes away.
+    let t = Tracker::redis(&redis.url(), "many")
+        .unwrap()
+        .with_poll_interval(Duration::from_secs(600));
+    let bound = RedisStore::MAX_CONNECTIONS + 1 + 1; // pool, subscriber, and this test's own connection
+    let mut most = 0;
+    waits_survive(&t, &platform, &client, 1000, |sessions| {
+        // Every waiter is between its check and its wake-up: settle them all while counting.
+        for v in sessions {
+            platform.finish(&v.ft_token, "2", "8613800000000");
+        }
+        for (i, v) in sessions.iter().enumerate() {
+            let cb = fotp::parse_callback(&platform.callback_body(&v.ft_token, "8613800000000"))
+                .unwrap();
+            assert!(matches!(
+                t.settle(&client, &cb).unwrap(),
+                fotp::Settlement::First(_)
+            ));
+            if i % 50 == 0 {
+                most = most.max(redis.clients());
+            }
+        }
+    });
+    most = most.max(redis.clients());
+    assert!(
+        most <= bound,
+        "{most} connections for 1000 waits (bound {bound})"
+    );
+    assert!(
+        most >= 2,
+        "the subscriber and the pool were counted: {most}"
+    );
+}
+
+#[test]
+fn a_redis_restart_mid_run_is_invisible_to_callers() {
+    let mut redis = redis_or_skip!();
+    let platform = Platform::start();
+    let client = platform.client();
+    let t = Tracker::redis(&redis.url(), "restart")
+        .unwrap()
+        .with_poll_interval(Duration::from_millis(200));
+    // Fill the pool with connections that the restart kills.
+    std::thread::scope(|s| {
+        for _ in 0..8 {
+            s.spawn(|| {
+                for _ in 0..20 {
+                    t.reserve(6, None).unwrap();
+                }
+            });
+        }
+    });
+    waits_survive(&t, &platform, &client, 50, |sessions| {
+        redis.restart();
+        // Every pooled connection is dead now: each call replaces one, transparently.
+        for v in sessions {
+            platform.finish(&v.ft_token, "2", "8613800000000");
+            let cb = fotp::parse_callback(&platform.callback_body(&v.ft_token, "8613800000000"))
+                .unwrap();
+            let got = t.settle(&client, &cb);
+            assert!(matches!(got, Ok(fotp::Settlement::First(_))), "{got:?}");
+        }
+    });
+}
+
+#[test]
+fn redis_stopped_for_good_waits_finish_by_polling() {
+    let mut redis = redis_or_skip!();
+    let platform = Platform::start();
+    let client = platform.client();
+    let t = Tracker::redis(&redis.url(), "gone")
+        .unwrap()
+        .with_poll_interval(Duration::from_millis(100));
+    waits_survive(&t, &platform, &client, 20, |_| redis.kill());
 }

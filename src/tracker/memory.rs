@@ -39,8 +39,11 @@ struct State {
     expiries: BTreeSet<(Duration, String)>,
     /// Live codes per length (index 4-6).
     live: [usize; 7],
-    /// Tokens whose callback was matched, while their code is live.
+    /// Tokens whose callback was matched or settled (what wakes waiters), while their code is
+    /// live.
     matched: HashSet<String>,
+    /// Settled tokens and the id of the settle call that was first, while their code is live.
+    settled: HashMap<String, String>,
 }
 
 struct Slot {
@@ -68,12 +71,9 @@ impl State {
         if let Some(slot) = self.codes.remove(code) {
             self.expiries.remove(&(slot.expires, code.to_owned()));
             self.live[code.len()] -= 1;
-            if let Holder::Bound {
-                ft_token,
-                matched: true,
-            } = slot.holder
-            {
+            if let Holder::Bound { ft_token, .. } = slot.holder {
                 self.matched.remove(&ft_token);
+                self.settled.remove(&ft_token);
             }
         }
     }
@@ -193,7 +193,19 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    fn claim(&self, code: &str) -> Result<Option<Match>> {
+    fn lookup(&self, code: &str) -> Result<Option<String>> {
+        let s = self.now_locked();
+        Ok(match s.codes.get(code) {
+            Some(Slot {
+                holder: Holder::Bound { ft_token, .. },
+                ..
+            }) => Some(ft_token.clone()),
+            _ => None,
+        })
+    }
+
+    fn claim(&self, code: &str, _claim_id: &str) -> Result<Option<Match>> {
+        // In memory an answer is never lost, so the claim id is not needed.
         let mut s = self.now_locked();
         let Some(Slot {
             holder: Holder::Bound { ft_token, matched },
@@ -208,10 +220,33 @@ impl Store for MemoryStore {
             s.matched.insert(ft_token.clone());
             self.matched.notify_all();
         }
-        Ok(Some(Match {
-            ft_token,
-            duplicate,
-        }))
+        Ok(Some(Match::new(ft_token, duplicate)))
+    }
+
+    fn settle(&self, code: &str, ft_token: &str, settle_id: &str) -> Result<Option<bool>> {
+        let mut s = self.now_locked();
+        let bound = matches!(
+            s.codes.get(code),
+            Some(Slot { holder: Holder::Bound { ft_token: t, .. }, .. }) if t == ft_token
+        );
+        if !bound {
+            return Ok(None);
+        }
+        if s.settled.contains_key(ft_token) {
+            return Ok(Some(false));
+        }
+        s.settled.insert(ft_token.to_owned(), settle_id.to_owned());
+        s.matched.insert(ft_token.to_owned());
+        self.matched.notify_all();
+        Ok(Some(true))
+    }
+
+    fn unsettle(&self, ft_token: &str, settle_id: &str) -> Result<()> {
+        let mut s = self.now_locked();
+        if s.settled.get(ft_token).is_some_and(|id| id == settle_id) {
+            s.settled.remove(ft_token);
+        }
+        Ok(())
     }
 
     fn wait_matched(&self, ft_token: &str, timeout: Duration) -> Result<bool> {
@@ -349,6 +384,7 @@ mod tests {
         assert_eq!(store.live(4), 0);
         let s = store.lock();
         assert!(s.codes.is_empty() && s.expiries.is_empty() && s.matched.is_empty());
+        assert!(s.settled.is_empty());
     }
 
     #[test]
@@ -386,13 +422,7 @@ mod tests {
         assert_eq!(tracker.match_callback(&cb).unwrap(), None);
         tracker.bind(&r, "tok-a").unwrap();
         let first = tracker.match_callback(&cb).unwrap().unwrap();
-        assert_eq!(
-            first,
-            Match {
-                ft_token: "tok-a".into(),
-                duplicate: false
-            }
-        );
+        assert_eq!(first, Match::new("tok-a".into(), false));
         for _ in 0..3 {
             let again = tracker.match_callback(&cb).unwrap().unwrap();
             assert!(again.duplicate);

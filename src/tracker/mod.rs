@@ -1,9 +1,10 @@
 //! Push mode at scale: matching callbacks to verifications.
 //!
-//! A callback names no `ftToken`, only the phone number and the code. A [`Tracker`] gives each
-//! verification a code that no other live verification of the same tracker holds, so the code
-//! alone finds the verification; it reports a second delivery of the same callback as a
-//! duplicate, and lets any process sharing its store wait for the result.
+//! A callback names no `ftToken`, only the phone number and the code, and it carries no
+//! signature. A [`Tracker`] gives each verification a code that no other live verification of
+//! the same tracker holds, so the code alone finds the verification; [`Tracker::settle`] has
+//! the platform confirm the callback and reports exactly one genuine delivery per verification
+//! as the first, and any process sharing the store can wait for the result.
 //!
 //! ```no_run
 //! # fn main() -> fotp::Result<()> {
@@ -12,11 +13,18 @@
 //! let v = tracker.verify(&client, "2", 4, Some(5))?;
 //! // ... in the callback handler (possibly another process sharing the Redis store):
 //! # let body = b"";
+//! # fn act_on(_: &str) -> Result<(), ()> { Ok(()) }
 //! let cb = fotp::parse_callback(body)?;
-//! match tracker.match_callback(&cb)? {
-//!     Some(m) if !m.duplicate => { /* first delivery for m.ft_token */ }
-//!     Some(_) => { /* a duplicate delivery: already handled */ }
-//!     None => { /* no live verification holds this code */ }
+//! match tracker.settle(&client, &cb)? {
+//!     fotp::Settlement::First(m) => {
+//!         // Confirmed by the platform, and the first delivery: act on it, once.
+//!         if act_on(&m.ft_token).is_err() {
+//!             tracker.unsettle(&m)?; // answer 500: the next delivery is offered again
+//!         }
+//!     }
+//!     fotp::Settlement::Duplicate(_) => { /* confirmed, handled before: acknowledge */ }
+//!     fotp::Settlement::Unconfirmed => { /* not confirmed (yet): answer 503, nothing consumed */ }
+//!     fotp::Settlement::NoMatch => { /* no live verification holds this code: acknowledge */ }
 //! }
 //! // ... where the user waits:
 //! let result = tracker.wait(&client, &v.ft_token, std::time::Duration::from_secs(120))?;
@@ -32,9 +40,16 @@
 //!   when none is given) plus a grace period ([`DEFAULT_GRACE`]), so a late callback is still
 //!   matched and the code is not handed out again while the platform may still report it.
 //! - The mobile number is not part of the match: the platform decides which phone sent the code.
-//! - [`Tracker::wait`]'s result always comes from the platform's query. A matched callback only
-//!   wakes the waiter so it queries at once instead of at the next poll: a callback carries no
-//!   signature, so a forged one can never make `wait` report success.
+//! - [`Tracker::wait`]'s result always comes from the platform's query. A matched or settled
+//!   callback only wakes the waiter so it queries at once instead of at the next poll: a
+//!   callback carries no signature, so a forged one can never make `wait` report success.
+//! - [`Tracker::settle`] consumes nothing until the platform confirms the callback, so a forged
+//!   callback (posted for every code) never turns the genuine one into a duplicate; the
+//!   unauthenticated [`Tracker::match_callback`] keeps a record of its own for the same reason.
+//! - A reservation is freed early only when the verify request surely never reached the server
+//!   (or the platform refused it); otherwise the platform may hold a session with the code,
+//!   and it stays reserved until its TTL. A late callback for an expired session does not
+//!   confirm against the newer session's query, so it never settles it.
 
 use std::fmt;
 use std::sync::Arc;
@@ -70,13 +85,59 @@ const CANDIDATES: usize = 8;
 /// `CANDIDATES * ROUNDS` candidates being taken has a probability below 2^-128.
 const ROUNDS: usize = 16;
 
-/// The result of matching a callback.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The result of matching or settling a callback.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Match {
     /// The verification the callback belongs to.
     pub ft_token: String,
-    /// `true` when this callback was matched before (a repeated delivery).
+    /// `true` when this callback was matched (or settled) before: a repeated delivery.
     pub duplicate: bool,
+    /// Which settle call made this the first settlement, so that only it can undo it.
+    settle_id: Option<String>,
+}
+
+impl Match {
+    pub(crate) fn new(ft_token: String, duplicate: bool) -> Match {
+        Match {
+            ft_token,
+            duplicate,
+            settle_id: None,
+        }
+    }
+}
+
+impl fmt::Debug for Match {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Match")
+            .field("ft_token", &self.ft_token)
+            .field("duplicate", &self.duplicate)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What [`Tracker::settle`] found for a callback.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Settlement {
+    /// No live verification of this tracker holds the code: acknowledge the callback.
+    NoMatch,
+    /// A live verification holds the code but the platform does not confirm the callback (yet):
+    /// nothing was consumed; answer so that the platform delivers again (HTTP 503).
+    Unconfirmed,
+    /// The first confirmed delivery for this verification: act on it (and
+    /// [`unsettle`](Tracker::unsettle) it if acting fails).
+    First(Match),
+    /// A confirmed delivery for a verification settled before: acknowledge it, do not act.
+    Duplicate(Match),
+}
+
+impl Settlement {
+    /// The match of a confirmed delivery (first or duplicate).
+    pub fn matched(&self) -> Option<&Match> {
+        match self {
+            Settlement::First(m) | Settlement::Duplicate(m) => Some(m),
+            Settlement::NoMatch | Settlement::Unconfirmed => None,
+        }
+    }
 }
 
 /// A code reserved by [`Tracker::reserve`], to [`bind`](Tracker::bind) to the verification's
@@ -139,13 +200,27 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Frees `code` if the reservation `ticket` still holds it and it is not bound.
     fn release(&self, code: &str, ticket: &str) -> Result<()>;
 
-    /// Finds the live verification bound to `code` and marks it matched: the first call
-    /// answers `duplicate: false`, later ones `true`. `None` when no live verification holds
-    /// the code. Wakes the waiters of its token.
-    fn claim(&self, code: &str) -> Result<Option<Match>>;
+    /// The token bound to `code`, if a live verification holds it. Changes nothing.
+    fn lookup(&self, code: &str) -> Result<Option<String>>;
 
-    /// Returns `true` as soon as a callback for `ft_token` was matched (at once if it already
-    /// was), `false` when `timeout` passes first.
+    /// Finds the live verification bound to `code` and marks it matched (unauthenticated,
+    /// for [`Tracker::match_callback`]): the first call answers `duplicate: false`, later ones
+    /// `true`. `claim_id` is unique per call, so that a call repeated after a lost answer gives
+    /// the same result. `None` when no live verification holds the code. Wakes the waiters of
+    /// its token. Has no effect on [`settle`](Store::settle).
+    fn claim(&self, code: &str, claim_id: &str) -> Result<Option<Match>>;
+
+    /// Marks `ft_token` settled if `code` is still bound to it: `Some(true)` for the first
+    /// settlement, `Some(false)` when it was settled before, `None` when `code` is no longer
+    /// bound to `ft_token`. `settle_id` is unique per call (a repeated call gives the same
+    /// answer, and [`unsettle`](Store::unsettle) names it). Wakes the waiters of the token.
+    fn settle(&self, code: &str, ft_token: &str, settle_id: &str) -> Result<Option<bool>>;
+
+    /// Undoes the first settlement of `ft_token` if `settle_id` made it; else does nothing.
+    fn unsettle(&self, ft_token: &str, settle_id: &str) -> Result<()>;
+
+    /// Returns `true` as soon as a callback for `ft_token` was matched or settled (at once if it
+    /// already was), `false` when `timeout` passes first.
     fn wait_matched(&self, ft_token: &str, timeout: Duration) -> Result<bool>;
 }
 
@@ -218,7 +293,9 @@ impl Tracker {
     /// verification of this tracker holds, valid `validity_minutes` (1-10, `None` for the
     /// platform default).
     ///
-    /// The code is reserved before the request and released if verify fails. Errors:
+    /// The code is reserved before the request. If verify fails, it is released only when the
+    /// platform surely holds no session with it (the request never reached the server, or the
+    /// platform refused it); otherwise it stays reserved until its TTL. Errors:
     /// [`ErrorKind::Exhausted`] when half of the codes of that length are live, the store's
     /// errors, and those of [`Client::verify`].
     pub fn verify(
@@ -237,8 +314,13 @@ impl Tracker {
         let v = match client.verify(&req) {
             Ok(v) => v,
             Err(e) => {
-                // Best effort: if this fails too, the reservation still expires with its TTL.
-                let _ = self.release(&reservation);
+                // The platform may hold a session with this code (a lost answer): the code must
+                // stay reserved until its TTL, or that session's callback would match the next
+                // verification given the code. An API error envelope created no session.
+                if e.kind() == ErrorKind::Api || !e.request_may_have_reached_server() {
+                    // Best effort: if this fails too, the reservation expires with its TTL.
+                    let _ = self.release(&reservation);
+                }
                 return Err(e);
             }
         };
@@ -317,46 +399,106 @@ impl Tracker {
         self.store.release(&reservation.code, &reservation.ticket)
     }
 
-    /// Finds the live verification a callback belongs to, by its code.
+    /// Finds the live verification a callback belongs to, by its code, without asking the
+    /// platform: unauthenticated, for callers who confirm each callback themselves
+    /// ([`Client::confirm_callback`]) before acting on it. Everyone else uses
+    /// [`settle`](Tracker::settle).
     ///
-    /// The first delivery gives `Match { duplicate: false, .. }` and wakes the waiters of that
-    /// token in every process sharing the store; later deliveries give `duplicate: true`.
-    /// `None` when no live verification of this tracker holds the code. The callback is not
-    /// authenticated by this: see [`Client::confirm_callback`].
+    /// The first call for a code gives `Match { duplicate: false, .. }` and wakes the waiters
+    /// of that token in every process sharing the store; later calls give `duplicate: true`.
+    /// `None` when no live verification of this tracker holds the code. Its record is its own:
+    /// a (possibly forged) callback matched here never makes [`settle`](Tracker::settle) report
+    /// the genuine delivery as a duplicate.
     pub fn match_callback(&self, cb: &Callback) -> Result<Option<Match>> {
         // A code the tracker can never have allocated needs no store round trip.
         if validate::code(&cb.code).is_err() {
             return Ok(None);
         }
-        self.store.claim(&cb.code)
+        self.store.claim(&cb.code, &crate::sign::new_nonce()?)
     }
 
-    /// Waits for the result of `ft_token`: returns as soon as a callback for it was matched
-    /// (in any process sharing the store) and the platform's query reports a final status, or
-    /// when a query made every poll interval does; after `timeout`, a timeout error.
+    /// The safe way to handle a callback: finds the live verification holding its code, has the
+    /// platform confirm it with one query (status success, the same code, the same mobile) and
+    /// settles it, atomically among all processes sharing the store.
+    ///
+    /// Exactly one confirmed delivery per verification is [`Settlement::First`]; a callback
+    /// the platform does not confirm consumes nothing ([`Settlement::Unconfirmed`]), so a
+    /// forged callback never hides the genuine one. A failed query is returned as the error
+    /// (nothing consumed: answer 503 so the platform delivers again). Settling wakes
+    /// [`wait`](Tracker::wait) for the token in every process. Never waits for the platform.
+    pub fn settle(&self, client: &Client, cb: &Callback) -> Result<Settlement> {
+        if validate::code(&cb.code).is_err() {
+            return Ok(Settlement::NoMatch);
+        }
+        let Some(ft_token) = self.store.lookup(&cb.code)? else {
+            return Ok(Settlement::NoMatch);
+        };
+        let r = client.query(&ft_token)?;
+        if !crate::client::confirms(&r, cb) {
+            return Ok(Settlement::Unconfirmed);
+        }
+        let settle_id = crate::sign::new_nonce()?;
+        Ok(match self.store.settle(&cb.code, &ft_token, &settle_id)? {
+            // The code expired (or was freed) between the lookup and now.
+            None => Settlement::NoMatch,
+            Some(true) => Settlement::First(Match {
+                ft_token,
+                duplicate: false,
+                settle_id: Some(settle_id),
+            }),
+            Some(false) => Settlement::Duplicate(Match::new(ft_token, true)),
+        })
+    }
+
+    /// Undoes a [`Settlement::First`] whose handling failed, so that the next delivery of the
+    /// callback is the first again and the result is not lost. Does nothing for a duplicate or
+    /// an unsettled match (only the settlement's own first match can undo it).
+    pub fn unsettle(&self, m: &Match) -> Result<()> {
+        match (&m.settle_id, m.duplicate) {
+            (Some(id), false) => self.store.unsettle(&m.ft_token, id),
+            _ => Ok(()),
+        }
+    }
+
+    /// Waits for the result of `ft_token`: returns as soon as a callback for it was matched or
+    /// settled (in any process sharing the store) and the platform's query reports a final
+    /// status, or when a query made every poll interval does; after `timeout`, a timeout error.
     ///
     /// The result always comes from a query (see the [module docs](self)). Transient query
-    /// failures are retried within `timeout`; a store failure is returned as is.
+    /// failures are retried within `timeout`. When the store fails, the wait goes on by
+    /// polling the platform; a time-out error then says that the store failed too.
     pub fn wait(&self, client: &Client, ft_token: &str, timeout: Duration) -> Result<QueryResult> {
         validate::ft_token(ft_token)?;
         let deadline = deadline_after(timeout);
-        let timed_out = || {
-            Error::new(
-                ErrorKind::Timeout,
-                format!("no final status within {} ms", timeout.as_millis()),
-            )
+        let mut store_failure: Option<Error> = None;
+        let timed_out = |store_failure: &Option<Error>| {
+            let mut msg = format!("no final status within {} ms", timeout.as_millis());
+            if let Some(e) = store_failure {
+                msg.push_str(&format!(" (polled the platform only: {})", e.message()));
+            }
+            Error::new(ErrorKind::Timeout, msg)
         };
         let mut matched = false;
         loop {
-            let left = remaining(deadline).ok_or_else(timed_out)?;
+            let left = remaining(deadline).ok_or_else(|| timed_out(&store_failure))?;
             let slice = left.min(self.poll_interval);
+            let slice_end = deadline_after(slice);
             if !matched {
-                matched = self.store.wait_matched(ft_token, slice)?;
+                match self.store.wait_matched(ft_token, slice) {
+                    Ok(m) => matched = m,
+                    Err(e) => {
+                        // Without the store's wake-up, the poll below still finds the result.
+                        store_failure = Some(e);
+                        if let Some(rest) = remaining(slice_end) {
+                            std::thread::sleep(rest);
+                        }
+                    }
+                }
             } else {
                 // Matched, but the platform has no final status yet: poll it.
                 std::thread::sleep(slice);
             }
-            let left = remaining(deadline).ok_or_else(timed_out)?;
+            let left = remaining(deadline).ok_or_else(|| timed_out(&store_failure))?;
             let limited = client.with_timeout(left.min(client.config().timeout()));
             match limited.query(ft_token) {
                 Ok(r) if r.status != Status::Processing => return Ok(r),

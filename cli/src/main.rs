@@ -554,8 +554,11 @@ fn run_sandbox(g: &Global, a: SandboxArgs) -> Result<ExitCode, Error> {
         }
         if !sb.addr().ip().is_loopback() {
             eprintln!(
-                "fotp sandbox: warning: listening on {}, reachable from other machines",
-                sb.addr()
+                "fotp sandbox: warning: listening on {}, reachable from other machines; \
+                 phones need --public-url http://THIS-MACHINE:{} in the links, and a network \
+                 you share wants --app-secret-file and --control-token-file",
+                sb.addr(),
+                sb.addr().port()
             );
         }
         let mut list: Vec<String> = vec![format!("{}=pull", sandbox::DEFAULT_FT_ID)];

@@ -20,3 +20,20 @@ pub fn escape_controls(s: &str) -> std::borrow::Cow<'_, str> {
     }
     std::borrow::Cow::Owned(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn terminal_controls_are_escaped_and_text_is_kept() {
+        assert!(matches!(
+            escape_controls("plain 中文 text\nline two"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        assert_eq!(
+            escape_controls("\u{1b}]0;t\u{7}\u{1b}[2J\r\t\u{7f}\u{9b}\u{202e}x\u{2066}"),
+            "\\u{1b}]0;t\\u{7}\\u{1b}[2J\\u{d}\\u{9}\\u{7f}\\u{9b}\\u{202e}x\\u{2066}"
+        );
+    }
+}

@@ -167,8 +167,12 @@ fn header_text(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     headers.get(name).map(|v| v.to_str().unwrap_or("\u{fffd}"))
 }
 
-fn refuse(s: &Shared, status: StatusCode, message: String) -> Response {
-    s.log(format_args!("refused: {message}"));
+fn refuse(s: &Shared, req: &Request, status: StatusCode, message: String) -> Response {
+    s.log(format_args!(
+        "refused {} {}: {message}",
+        req.method(),
+        req.uri().path()
+    ));
     let mut resp = (
         status,
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
@@ -200,6 +204,7 @@ pub(crate) async fn guard(
     let Some(host_value) = header_text(headers, header::HOST) else {
         return refuse(
             &s,
+            &req,
             StatusCode::FORBIDDEN,
             "the Host header is missing".into(),
         );
@@ -209,6 +214,7 @@ pub(crate) async fn guard(
     else {
         return refuse(
             &s,
+            &req,
             StatusCode::FORBIDDEN,
             format!(
                 "Host {host_value:?} does not name this sandbox (accepted: localhost, the \
@@ -223,6 +229,7 @@ pub(crate) async fn guard(
             if !(site.eq_ignore_ascii_case("same-origin") || site.eq_ignore_ascii_case("none")) {
                 return refuse(
                     &s,
+                    &req,
                     StatusCode::FORBIDDEN,
                     format!("a request from another site (Sec-Fetch-Site: {site:?})"),
                 );
@@ -233,6 +240,7 @@ pub(crate) async fn guard(
                 if !same_origin(v, &host, port) {
                     return refuse(
                         &s,
+                        &req,
                         StatusCode::FORBIDDEN,
                         format!("{name} {v:?} is not this sandbox's origin"),
                     );
@@ -244,6 +252,7 @@ pub(crate) async fn guard(
     if is_control(&path) && !s.policy.token_ok(&req) {
         return refuse(
             &s,
+            &req,
             StatusCode::UNAUTHORIZED,
             format!(
                 "{path} needs the sandbox's control token (header `Authorization: Bearer \
@@ -257,6 +266,7 @@ pub(crate) async fn guard(
         if !mime.eq_ignore_ascii_case("application/json") {
             return refuse(
                 &s,
+                &req,
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 format!("{path} takes Content-Type application/json (got {ct:?})"),
             );

@@ -193,7 +193,7 @@ def main():
         # 1. The sandbox (template 2 pushes to the receiver), its settings from its first
         #    stdout lines.
         sandbox = subprocess.Popen(
-            [fotp, "sandbox", "--addr", "127.0.0.1:0", "--quiet", "--template", f"2={callback_url}",
+            [fotp, "sandbox", "--addr", "127.0.0.1:0", "--template", f"2={callback_url}",
              "--public-host", "phone.test"],
             stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
         )
@@ -203,6 +203,9 @@ def main():
             key, _, value = sandbox.stdout.readline().strip().partition("=")
             env[key] = value
         base = env.get("FOTP_BASE_URL") or fail("the sandbox printed no FOTP_BASE_URL")
+        # Its log (drained, so it never fills the pipe) shows what it refused and why.
+        sandbox_log = queue.Queue()
+        threading.Thread(target=read_lines, args=(sandbox.stdout, sandbox_log), daemon=True).start()
         print(f"  sandbox at {base}")
 
         # 2. verify through the command line.
@@ -354,6 +357,9 @@ def main():
         page.screenshot(os.path.join(args.out, "cross-site-refused.png"))
         if status_of(victim["ftToken"]) != "0":
             fail("a page on another origin completed a session")
+        # Both reached the sandbox and were refused by it (not blocked by the browser alone).
+        for what in ("refused POST /sandbox/uplink", f"refused POST /sandbox/send/{victim['ftToken']}"):
+            expect_line(sandbox_log, what, f"the sandbox's log line {what!r}", sandbox)
         print("  cross-site fetch and form post: refused, the session is still processing")
 
         # 11. DNS rebinding: rebind.test now resolves to the sandbox; its pages are same-origin

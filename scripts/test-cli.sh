@@ -10,11 +10,13 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PY="${PYTHON:-python3}"
 cd "$ROOT"
 
+# Read before the FOTP_* variables are cleared below.
+WORKSPACE_CHECKED="${FOTP_WORKSPACE_CHECKED:-}"
 # The suite sets what it needs; a developer's FOTP_* settings must not leak in.
 while read -r var; do unset "$var"; done < <(compgen -e | grep '^FOTP_' || true)
 
 # scripts/test has already run these for the whole workspace.
-if [ -z "${FOTP_WORKSPACE_CHECKED:-}" ]; then
+if [ -z "$WORKSPACE_CHECKED" ]; then
   echo "--> cargo fmt --check (cli)"
   cargo fmt -p fotp-cli --check
 

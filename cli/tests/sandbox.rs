@@ -634,6 +634,21 @@ fn clock_advances_saturate_and_sessions_keep_their_validity() {
     let env = Env::default();
     let c = env.client();
     let clock = format!("{}/sandbox/clock", env.base());
+    // After any advance, a fresh session is processing, with its whole validity ahead.
+    for ms in [0u64, 1, 59_999, 300_000, 1 << 32, 1 << 53, u64::MAX / 3, 7] {
+        env.sandbox.advance_clock(Duration::from_millis(ms));
+        let v = c.verify(&VerifyRequest::new("2")).unwrap();
+        assert_eq!(
+            c.query(&v.ft_token).unwrap().status,
+            Status::Processing,
+            "{ms}"
+        );
+        let s = env.session(&v.ft_token);
+        assert_eq!(
+            s["expiresAt"].as_u64().unwrap() - s["createdAt"].as_u64().unwrap(),
+            300_000
+        );
+    }
     let mut offsets = Vec::new();
     for _ in 0..4 {
         let ans = post_json(&clock, &json!({"advanceMs": i64::MAX}));

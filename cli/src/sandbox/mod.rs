@@ -222,7 +222,8 @@ impl Sandbox {
     }
 
     /// Moves the session clock forward (expiry without waiting). Authentication keeps using
-    /// the real clock, since clients sign with it.
+    /// the real clock, since clients sign with it. The total offset saturates at 1000 years,
+    /// so no advance can make a new session expire early.
     pub fn advance_clock(&self, by: Duration) {
         self.shared.clock.advance(by);
     }

@@ -727,3 +727,20 @@ fn a_full_replay_store_answers_100004_never_a_replay() {
         "100001"
     );
 }
+
+#[test]
+fn the_openapi_document_is_served() {
+    let env = Env::default();
+    let r = agent()
+        .get(format!("{}/openapi.yaml", env.base()))
+        .call()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.headers().get("content-type").unwrap(), "application/yaml");
+    let (_, text) = get(&format!("{}/openapi.yaml", env.base()));
+    let file =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/openapi.yaml"))
+            .unwrap();
+    assert_eq!(text, file);
+    assert!(text.starts_with("openapi: 3.1"));
+}

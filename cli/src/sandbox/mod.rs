@@ -284,6 +284,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/sandbox/uplink", post(uplink))
         .route("/sandbox/sessions", get(sessions))
         .route("/sandbox/clock", post(clock))
+        .route("/openapi.yaml", get(openapi))
         .layer(DefaultBodyLimit::max(64 * 1024))
         .layer(axum::middleware::from_fn_with_state(
             shared.clone(),
@@ -467,6 +468,17 @@ async fn clock(State(s): State<Arc<Shared>>, body: axum::body::Bytes) -> Respons
         Ok(data) => ok(data),
         Err(e) => e.into_response(),
     }
+}
+
+/// `docs/openapi.yaml`, so that other tools can load the description from the sandbox.
+pub const OPENAPI_YAML: &str = include_str!("../../../docs/openapi.yaml");
+
+async fn openapi() -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/yaml")],
+        OPENAPI_YAML,
+    )
+        .into_response()
 }
 
 async fn dashboard(State(s): State<Arc<Shared>>) -> Html<String> {

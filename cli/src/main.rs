@@ -43,9 +43,19 @@ struct Global {
     /// Application id [env: FOTP_APP_ID]
     #[arg(long, global = true, value_name = "ID")]
     app_id: Option<String>,
-    /// Application secret [env: FOTP_APP_SECRET]
+    /// Application secret [env: FOTP_APP_SECRET]. On the command line it is visible to other
+    /// users (process list) and kept in shell history: prefer the variable or --app-secret-file
     #[arg(long, global = true, value_name = "SECRET")]
     app_secret: Option<String>,
+    /// Read the application secret from a file (`-`: standard input); one trailing newline is
+    /// ignored
+    #[arg(
+        long,
+        global = true,
+        value_name = "PATH",
+        conflicts_with = "app_secret"
+    )]
+    app_secret_file: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -133,8 +143,25 @@ struct SandboxArgs {
     #[arg(long, default_value_t = 5, value_name = "N", value_parser = clap::value_parser!(u32).range(3..=20))]
     callback_attempts: u32,
     /// Base URL put into redirect links, when phones reach the sandbox by another address
+    /// (its host is accepted like --public-host)
     #[arg(long, value_name = "URL")]
     public_url: Option<String>,
+    /// A host name the sandbox answers to besides localhost and the address it is reached at,
+    /// e.g. this machine's name on the LAN (repeatable). Requests naming other hosts get 403
+    #[arg(long = "public-host", value_name = "NAME")]
+    public_hosts: Vec<String>,
+    /// Require this token on the dashboard and the /sandbox/* control paths (header
+    /// `Authorization: Bearer TOKEN`; the dashboard also takes `/?controlToken=TOKEN`);
+    /// for machines shared with other users
+    #[arg(long, value_name = "TOKEN")]
+    control_token: Option<String>,
+    /// Read the control token from a file (`-`: standard input)
+    #[arg(long, value_name = "PATH", conflicts_with = "control_token")]
+    control_token_file: Option<PathBuf>,
+    /// Nonces remembered within the replay window; past this, signed requests get 100004
+    /// until some expire (at most 64 bytes each)
+    #[arg(long, default_value_t = sandbox::DEFAULT_MAX_NONCES, value_name = "N")]
+    max_nonces: usize,
     /// No log lines after the startup lines
     #[arg(long, short)]
     quiet: bool,
@@ -210,13 +237,76 @@ fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
+/// Reads a secret (app secret, control token) from `path`, `-` being standard input: at
+/// most 64 KiB of UTF-8, one trailing newline dropped, not empty. Errors name the path,
+/// never the content.
+fn read_secret_file(flag: &str, path: &std::path::Path) -> Result<String, Error> {
+    const LIMIT: u64 = 64 * 1024;
+    let stdin = path.as_os_str() == "-";
+    let what = if stdin {
+        "standard input".to_owned()
+    } else {
+        format!("{:?}", path.display().to_string())
+    };
+    let bad = |why: String| {
+        Error::new(
+            ErrorKind::InvalidArgument,
+            format!("{flag}: cannot use {what}: {why}"),
+        )
+    };
+    let mut bytes = Vec::new();
+    let read = if stdin {
+        std::io::stdin()
+            .lock()
+            .take(LIMIT + 1)
+            .read_to_end(&mut bytes)
+    } else {
+        std::fs::File::open(path).and_then(|f| f.take(LIMIT + 1).read_to_end(&mut bytes))
+    };
+    read.map_err(|e| bad(e.to_string()))?;
+    if bytes.len() as u64 > LIMIT {
+        return Err(bad("it is larger than 64 KiB".into()));
+    }
+    let mut text = String::from_utf8(bytes).map_err(|_| bad("it is not UTF-8".into()))?;
+    if text.ends_with('\n') {
+        text.pop();
+        if text.ends_with('\r') {
+            text.pop();
+        }
+    }
+    if text.is_empty() {
+        return Err(bad("it is empty".into()));
+    }
+    Ok(text)
+}
+
+/// A secret from `--NAME` (with a warning: argv is visible) or `--NAME-file`.
+fn secret_arg(
+    flag: &str,
+    value: &Option<String>,
+    file: &Option<PathBuf>,
+) -> Result<Option<String>, Error> {
+    if let Some(v) = value {
+        eprintln!(
+            "fotp: warning: {flag} shows the secret to other users of this machine (process \
+             list) and keeps it in shell history; use {flag}-file PATH (or - for stdin) instead"
+        );
+        return Ok(Some(v.clone()));
+    }
+    match file {
+        Some(p) => read_secret_file(&format!("{flag}-file"), p).map(Some),
+        None => Ok(None),
+    }
+}
+
 /// A client from the FOTP_* environment, with the flags winning.
 fn client(g: &Global) -> Result<Client, Error> {
     let mut b = ConfigBuilder::from_env()?;
     if let Some(url) = &g.base_url {
         b = b.base_url(url);
     }
-    if g.app_id.is_some() || g.app_secret.is_some() {
+    let app_secret = secret_arg("--app-secret", &g.app_secret, &g.app_secret_file)?;
+    if g.app_id.is_some() || app_secret.is_some() {
         let id = g
             .app_id
             .clone()
@@ -224,17 +314,15 @@ fn client(g: &Global) -> Result<Client, Error> {
             .ok_or_else(|| {
                 Error::new(
                     ErrorKind::Config,
-                    "--app-secret needs an app id (--app-id or FOTP_APP_ID)",
+                    "the app secret needs an app id (--app-id or FOTP_APP_ID)",
                 )
             })?;
-        let secret = g
-            .app_secret
-            .clone()
+        let secret = app_secret
             .or_else(|| env("FOTP_APP_SECRET"))
             .ok_or_else(|| {
                 Error::new(
                     ErrorKind::Config,
-                    "--app-id needs an app secret (--app-secret or FOTP_APP_SECRET)",
+                    "--app-id needs an app secret (FOTP_APP_SECRET or --app-secret-file)",
                 )
             })?;
         b = b.hmac_auth(id, secret);
@@ -362,6 +450,8 @@ fn run_sandbox(g: &Global, a: SandboxArgs) -> Result<ExitCode, Error> {
         max_sessions: a.max_sessions,
         callback_attempts: a.callback_attempts,
         public_url: a.public_url,
+        public_hosts: a.public_hosts,
+        max_nonces: a.max_nonces,
         logger: if a.quiet {
             sandbox::Logger::none()
         } else {
@@ -378,14 +468,44 @@ fn run_sandbox(g: &Global, a: SandboxArgs) -> Result<ExitCode, Error> {
         }
         options.app_id = id.clone();
     }
-    if let Some(secret) = &g.app_secret {
+    let stdin_twice = [&g.app_secret_file, &a.control_token_file]
+        .iter()
+        .filter(|f| f.as_deref().is_some_and(|p| p.as_os_str() == "-"))
+        .count()
+        > 1;
+    if stdin_twice {
+        return Err(Error::new(
+            ErrorKind::InvalidArgument,
+            "--app-secret-file and --control-token-file cannot both read standard input",
+        ));
+    }
+    if let Some(secret) = secret_arg("--app-secret", &g.app_secret, &g.app_secret_file)? {
         if secret.is_empty() {
             return Err(Error::new(
                 ErrorKind::InvalidArgument,
                 "--app-secret must not be empty",
             ));
         }
-        options.app_secret = fotp::Secret::new(secret.clone());
+        options.app_secret = fotp::Secret::new(secret);
+    }
+    if let Some(token) = secret_arg("--control-token", &a.control_token, &a.control_token_file)? {
+        if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                "--control-token must be visible ASCII (it travels in a header)",
+            ));
+        }
+        options.control_token = Some(fotp::Secret::new(token));
+    }
+    for h in &options.public_hosts {
+        sandbox::check_public_host(h)
+            .map_err(|e| Error::new(ErrorKind::InvalidArgument, format!("--public-host: {e}")))?;
+    }
+    if options.max_nonces == 0 {
+        return Err(Error::new(
+            ErrorKind::InvalidArgument,
+            "--max-nonces must be at least 1",
+        ));
     }
     if options.max_sessions == 0 {
         return Err(Error::new(
@@ -434,8 +554,11 @@ fn run_sandbox(g: &Global, a: SandboxArgs) -> Result<ExitCode, Error> {
         }
         if !sb.addr().ip().is_loopback() {
             eprintln!(
-                "fotp sandbox: warning: listening on {}, reachable from other machines",
-                sb.addr()
+                "fotp sandbox: warning: listening on {}, reachable from other machines; \
+                 phones need --public-url http://THIS-MACHINE:{} in the links, and a network \
+                 you share wants --app-secret-file and --control-token-file",
+                sb.addr(),
+                sb.addr().port()
             );
         }
         let mut list: Vec<String> = vec![format!("{}=pull", sandbox::DEFAULT_FT_ID)];

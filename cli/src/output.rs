@@ -3,6 +3,7 @@
 use std::io::Write;
 
 use fotp::{Callback, Error, ErrorKind, QueryResult, Verification};
+use fotp_cli::text::escape_controls;
 use serde_json::json;
 
 /// The exit status for an error kind (CONTRACT.md section 6).
@@ -28,7 +29,9 @@ pub fn print_error(e: &Error, json: bool) {
         }});
         println_out(&doc.to_string());
     } else {
-        let _ = writeln!(std::io::stderr(), "fotp: {e}");
+        // Messages carry the server's text: no terminal escapes from it.
+        let text = e.to_string();
+        let _ = writeln!(std::io::stderr(), "fotp: {}", escape_controls(&text));
     }
 }
 
@@ -56,8 +59,9 @@ fn rows(rows: &[(&str, Option<&str>)]) -> String {
     let mut s = String::new();
     for (k, v) in rows {
         if let Some(v) = v {
-            // Multi-line values (SMS content) stay aligned under their label.
-            let v = v.replace('\n', "\n              ");
+            // Values come from servers and callbacks: no terminal escapes from them. Multi-line
+            // values (SMS content) stay aligned under their label.
+            let v = escape_controls(v).replace('\n', "\n              ");
             s.push_str(&format!("{:<13} {v}\n", format!("{k}:")));
         }
     }

@@ -361,17 +361,7 @@ fn parse_callback_from_file_and_stdin() {
         "{text}"
     );
 
-    let stdin = |args: &[&str], input: &[u8]| {
-        let mut child = fotp(&[])
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(input).unwrap();
-        child.wait_with_output().unwrap()
-    };
+    let stdin = |args: &[&str], input: &[u8]| with_stdin(&[], args, input);
     let body =
         br#"{"mobile":8613800000000,"sender":"1008611","sendTime":"t","code":"1234","err":"late"}"#;
     let o = stdin(&["parse-callback", "--json"], body);
@@ -566,4 +556,311 @@ fn demo_runs_the_whole_flow() {
     );
     assert_eq!(out.matches("a repeated delivery").count(), 1, "{out}");
     assert!(!out.contains('✗'), "{out}");
+}
+
+fn temp_file(name: &str, content: &[u8]) -> std::path::PathBuf {
+    let p = std::env::temp_dir().join(format!("fotp-cli-{}-{name}", std::process::id()));
+    std::fs::write(&p, content).unwrap();
+    p
+}
+
+fn with_stdin(envs: &[(&str, String)], args: &[&str], input: &[u8]) -> Output {
+    let pairs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut child = fotp(&pairs)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn app_secret_from_a_file_or_stdin_and_a_warning_for_argv() {
+    let env = Env::default();
+    let base = env.base();
+    let only_url = vec![
+        ("FOTP_BASE_URL", base.clone()),
+        ("FOTP_APP_ID", "sandbox".to_string()),
+    ];
+    let file = temp_file("secret", format!("{SECRET}\n").as_bytes());
+    let path = file.to_str().unwrap();
+    let o = run(
+        &only_url,
+        &[
+            "verify",
+            "--ft-id",
+            "2",
+            "--json",
+            "--app-secret-file",
+            path,
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stdout));
+    json_out(&o);
+    assert!(
+        o.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+
+    let o = with_stdin(
+        &only_url,
+        &["--app-secret-file", "-", "verify", "--ft-id", "2", "--json"],
+        format!("{SECRET}\r\n").as_bytes(),
+    );
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stdout));
+    assert!(o.stderr.is_empty());
+
+    // The secret read is the one used: a wrong one is refused by the sandbox.
+    let wrong = temp_file("wrong", b"not-the-secret");
+    let o = run(
+        &only_url,
+        &[
+            "verify",
+            "--ft-id",
+            "2",
+            "--json",
+            "--app-secret-file",
+            wrong.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code(&o), 1);
+    assert_eq!(error_of(&o)["apiCode"], "100001");
+
+    // Unusable files: exit 2, the path named, the content never shown.
+    let empty = temp_file("empty", b"\n");
+    let binary = temp_file("binary", b"\xff\xfe-MARK");
+    for (p, why) in [
+        ("/nonexistent/secret", "/nonexistent/secret"),
+        (empty.to_str().unwrap(), "empty"),
+        (binary.to_str().unwrap(), "UTF-8"),
+    ] {
+        let o = run(
+            &only_url,
+            &["verify", "--ft-id", "2", "--json", "--app-secret-file", p],
+        );
+        assert_eq!(code(&o), 2, "{p}");
+        let e = error_of(&o);
+        let msg = e["message"].as_str().unwrap();
+        assert!(
+            msg.contains(why) && msg.contains("--app-secret-file"),
+            "{msg}"
+        );
+        assert!(!msg.contains("MARK"), "{msg}");
+    }
+    let o = run(
+        &only_url,
+        &[
+            "verify",
+            "--ft-id",
+            "2",
+            "--app-secret",
+            SECRET,
+            "--app-secret-file",
+            path,
+        ],
+    );
+    assert_eq!(code(&o), 2, "one or the other");
+
+    // On the command line it still works, with a warning on stderr (stdout stays JSON).
+    let o = run(
+        &only_url,
+        &["verify", "--ft-id", "2", "--json", "--app-secret", SECRET],
+    );
+    assert_eq!(code(&o), 0);
+    json_out(&o);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("warning") && err.contains("--app-secret-file") && !err.contains(SECRET),
+        "{err}"
+    );
+    for f in [file, wrong, empty, binary] {
+        let _ = std::fs::remove_file(f);
+    }
+}
+
+#[test]
+fn sandbox_reads_its_secret_and_control_token_from_files() {
+    let token_file = temp_file("control", b"ctl-token-1\n");
+    let mut child = fotp(&[])
+        .args([
+            "sandbox",
+            "--addr",
+            "127.0.0.1:0",
+            "--quiet",
+            "--app-secret-file",
+            "-",
+            "--control-token-file",
+            token_file.to_str().unwrap(),
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"from-stdin-secret\n")
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let base = lines.next().unwrap().unwrap();
+    let base = base.strip_prefix("FOTP_BASE_URL=").unwrap().to_owned();
+    lines.next();
+    assert_eq!(
+        lines.next().unwrap().unwrap(),
+        "FOTP_APP_SECRET=from-stdin-secret"
+    );
+    let vars = vec![
+        ("FOTP_BASE_URL", base.clone()),
+        ("FOTP_APP_ID", "sandbox".to_string()),
+        ("FOTP_APP_SECRET", "from-stdin-secret".into()),
+    ];
+    assert_eq!(code(&run(&vars, &["verify", "--ft-id", "2", "--json"])), 0);
+    let sessions = format!("{base}/sandbox/sessions");
+    assert_eq!(get(&sessions).0, 401);
+    let mut r = agent()
+        .get(&sessions)
+        .header("Authorization", "Bearer ctl-token-1")
+        .call()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(r.body_mut().read_to_string().unwrap().contains("ftToken"));
+    child.kill().unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.stderr.is_empty(),
+        "no argv warning: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = std::fs::remove_file(token_file);
+
+    let o = run(
+        &[],
+        &[
+            "sandbox",
+            "--app-secret-file",
+            "-",
+            "--control-token-file",
+            "-",
+        ],
+    );
+    assert_eq!(code(&o), 2, "stdin can feed only one of them");
+    let o = run(&[], &["sandbox", "--public-host", "phone.local:80"]);
+    assert_eq!(code(&o), 2);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--public-host"));
+    let o = run(&[], &["sandbox", "--max-nonces", "0"]);
+    assert_eq!(code(&o), 2);
+}
+
+/// A callback (or a server) can carry terminal escapes: `ESC]0;title BEL` retitles the
+/// terminal, `ESC[2J` clears it. Human output shows them escaped; JSON keeps them exact.
+#[test]
+fn control_characters_are_escaped_in_human_output_only() {
+    let hostile = "code 1234 \u{1b}]0;pwned\u{7}\u{1b}[2J\r\u{9b}31m\u{202e}gnp.exe";
+    let body = serde_json::json!({
+        "mobile": "8613800138000", "sender": "1008611", "sendTime": "t\u{1b}[1A",
+        "code": "1234", "content": hostile, "err": "late\u{7}"
+    })
+    .to_string();
+    let o = with_stdin(&[], &["parse-callback"], body.as_bytes());
+    assert_eq!(code(&o), 0);
+    let text = String::from_utf8(o.stdout).unwrap();
+    for raw in ['\u{1b}', '\u{7}', '\r', '\u{9b}', '\u{202e}'] {
+        assert!(
+            !text.contains(raw),
+            "{raw:?} reached the terminal: {text:?}"
+        );
+    }
+    assert!(
+        text.contains("code 1234 \\u{1b}]0;pwned\\u{7}\\u{1b}[2J\\u{d}\\u{9b}31m\\u{202e}gnp.exe"),
+        "{text}"
+    );
+    assert!(
+        text.contains("t\\u{1b}[1A") && text.contains("late\\u{7}"),
+        "{text}"
+    );
+
+    let o = with_stdin(&[], &["parse-callback", "--json"], body.as_bytes());
+    assert_eq!(code(&o), 0);
+    let cb = json_out(&o);
+    assert_eq!(cb["content"], hostile);
+    assert_eq!(cb["sendTime"], "t\u{1b}[1A");
+    assert_eq!(cb["err"], "late\u{7}");
+    assert!(!o.stdout.contains(&0x1b), "JSON escapes them itself");
+
+    // Multi-line content keeps its lines.
+    let two = serde_json::json!({"mobile":"1","sender":"2","sendTime":"t","code":"1234",
+        "content":"line one\nline two"})
+    .to_string();
+    let text =
+        String::from_utf8(with_stdin(&[], &["parse-callback"], two.as_bytes()).stdout).unwrap();
+    assert!(text.contains("line one\n              line two"), "{text}");
+}
+
+/// A platform (or anything at the base URL) answering with terminal escapes: in query
+/// results and in error messages.
+#[test]
+fn server_strings_are_escaped_in_human_output() {
+    use axum::routing::post;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let app = axum::Router::new()
+        .route(
+            "/flash/opt/query",
+            post(|| async {
+                axum::Json(
+                    serde_json::json!({"code": "000000", "success": true, "message": "ok",
+                    "data": {"status": "2", "mobile": "\u{1b}[2J8613800138000", "sender": "1008611",
+                             "code": "1234", "sendTime": "t", "deliverTime": "\u{1b}]0;x\u{7}"}}),
+                )
+            }),
+        )
+        .route(
+            "/flash/opt/verify",
+            post(|| async {
+                axum::Json(serde_json::json!({"code": "999999", "success": false,
+                    "message": "denied \u{1b}]0;pwned\u{7}\u{1b}[2J", "data": null}))
+            }),
+        );
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    rt.spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let vars = vec![
+        ("FOTP_BASE_URL", base),
+        ("FOTP_APP_ID", "sandbox".to_string()),
+        ("FOTP_APP_SECRET", SECRET.into()),
+    ];
+    let o = run(&vars, &["query", "abc"]);
+    assert_eq!(code(&o), 0);
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert!(
+        !text.contains('\u{1b}') && !text.contains('\u{7}'),
+        "{text:?}"
+    );
+    assert!(text.contains("\\u{1b}[2J8613800138000"), "{text}");
+    let o = run(&vars, &["query", "abc", "--json"]);
+    assert_eq!(json_out(&o)["mobile"], "\u{1b}[2J8613800138000");
+
+    let o = run(&vars, &["verify", "--ft-id", "2"]);
+    assert_eq!(code(&o), 1);
+    let err = String::from_utf8(o.stderr).unwrap();
+    assert!(!err.contains('\u{1b}') && !err.contains('\u{7}'), "{err:?}");
+    assert!(err.contains("denied \\u{1b}]0;pwned\\u{7}"), "{err}");
+    let o = run(&vars, &["verify", "--ft-id", "2", "--json"]);
+    assert_eq!(
+        error_of(&o)["message"]
+            .as_str()
+            .map(|m| m.contains("\u{1b}]0;pwned\u{7}")),
+        Some(true)
+    );
 }

@@ -626,3 +626,121 @@ fn many_clients_at_once() {
     let doc = get_json(&format!("{}/sandbox/sessions", env.base()));
     assert_eq!(doc["sessions"].as_array().unwrap().len(), 80);
 }
+
+/// The clock offset used to wrap: four advances of 2^63-1 ms made new sessions expire at
+/// once (a query right after verify answered 300001). Advances now saturate.
+#[test]
+fn clock_advances_saturate_and_sessions_keep_their_validity() {
+    let env = Env::default();
+    let c = env.client();
+    let clock = format!("{}/sandbox/clock", env.base());
+    // After any advance, a fresh session is processing, with its whole validity ahead.
+    for ms in [0u64, 1, 59_999, 300_000, 1 << 32, 1 << 53, u64::MAX / 3, 7] {
+        env.sandbox.advance_clock(Duration::from_millis(ms));
+        let v = c.verify(&VerifyRequest::new("2")).unwrap();
+        assert_eq!(
+            c.query(&v.ft_token).unwrap().status,
+            Status::Processing,
+            "{ms}"
+        );
+        let s = env.session(&v.ft_token);
+        assert_eq!(
+            s["expiresAt"].as_u64().unwrap() - s["createdAt"].as_u64().unwrap(),
+            300_000
+        );
+    }
+    let mut offsets = Vec::new();
+    for _ in 0..4 {
+        let ans = post_json(&clock, &json!({"advanceMs": i64::MAX}));
+        assert_eq!(ans["code"], "000000", "{ans}");
+        offsets.push(ans["data"]["offsetMs"].as_u64().unwrap());
+    }
+    assert!(offsets.windows(2).all(|w| w[0] == w[1]), "{offsets:?}");
+    assert!(offsets[0] >= 365 * 86_400_000, "{offsets:?}");
+    env.sandbox.advance_clock(Duration::MAX);
+    for bad in [
+        json!(u64::MAX),
+        json!(1e30),
+        json!("99999999999999999999999"),
+        json!(-5),
+    ] {
+        let ans = post_json(&clock, &json!({"advanceMs": bad}));
+        assert!(
+            ans["code"] == "000000" || ans["code"] == "200001",
+            "{bad}: {ans}"
+        );
+    }
+
+    let v = c
+        .verify(&VerifyRequest::new("2").validity_minutes(1))
+        .unwrap();
+    assert_eq!(c.query(&v.ft_token).unwrap().status, Status::Processing);
+    let s = env.session(&v.ft_token);
+    assert_eq!(
+        s["expiresAt"].as_u64().unwrap() - s["createdAt"].as_u64().unwrap(),
+        60_000
+    );
+    assert_eq!(s["expired"], false);
+    let (status, page) = get(&v.url);
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains("expires in 0 min") || page.contains("expires in 1 min"),
+        "{page}"
+    );
+    let ans = env.uplink(uplink_body(&v.ft_token, &v.code));
+    assert_eq!(ans["data"]["status"], "2", "{ans}");
+    assert_eq!(c.query(&v.ft_token).unwrap().status, Status::Success);
+    // The dashboard still renders far-future times.
+    assert_eq!(get(&format!("{}/", env.base())).0, 200);
+}
+
+/// A full nonce store used to answer 100003, the replay code, to every signed request.
+#[test]
+fn a_full_replay_store_answers_100004_never_a_replay() {
+    let env = Env::start(Options {
+        max_nonces: 20,
+        ..Options::default()
+    });
+    let base = env.base();
+    let first = Raw::fresh();
+    let (_, ok) = first.post(&base, "/flash/opt/verify", r#"{"ftId":"2"}"#);
+    assert_eq!(ok["code"], "000000", "{ok}");
+    for _ in 1..20 {
+        let (_, e) = Raw::fresh().post(&base, "/flash/opt/query", r#"{"ftToken":"x"}"#);
+        assert_eq!(e["code"], "300001", "{e}");
+    }
+    let (status, e) = Raw::fresh().post(&base, "/flash/opt/verify", r#"{"ftId":"2"}"#);
+    assert_eq!((status, e["code"].as_str()), (200, Some("100004")), "{e}");
+    assert_eq!(e["success"], false);
+    assert!(e["message"].as_str().unwrap().contains("full"), "{e}");
+    // A replay is still reported as one.
+    let (_, e) = first.post(&base, "/flash/opt/verify", r#"{"ftId":"2"}"#);
+    assert_eq!(e["code"], "100003", "{e}");
+    // Through the client: an API error carrying the code.
+    let e = env.client().verify(&VerifyRequest::new("2")).unwrap_err();
+    assert_eq!((e.kind(), e.api_code()), (ErrorKind::Api, Some("100004")));
+    // Unsigned or badly signed requests never take room.
+    let mut bad = Raw::fresh();
+    bad.secret = "wrong";
+    assert_eq!(
+        bad.post(&base, "/flash/opt/verify", "{}").1["code"],
+        "100001"
+    );
+}
+
+#[test]
+fn the_openapi_document_is_served() {
+    let env = Env::default();
+    let r = agent()
+        .get(format!("{}/openapi.yaml", env.base()))
+        .call()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.headers().get("content-type").unwrap(), "application/yaml");
+    let (_, text) = get(&format!("{}/openapi.yaml", env.base()));
+    let file =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/openapi.yaml"))
+            .unwrap();
+    assert_eq!(text, file);
+    assert!(text.starts_with("openapi: 3.1"));
+}

@@ -59,7 +59,8 @@ async fn deliver(shared: &Arc<Shared>, token: &str, url: &str, body: &[u8], deli
         }
         if attempt < attempts {
             tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(BACKOFF_CAP);
+            // Saturating: the backoff option is any Duration.
+            pause = pause.saturating_mul(2).min(BACKOFF_CAP);
         }
     }
 }

@@ -12,6 +12,7 @@
 mod auth;
 mod callbacks;
 mod html;
+mod origin;
 mod state;
 
 use std::fmt;
@@ -28,6 +29,8 @@ use axum::{Form, Json, Router};
 use serde_json::{json, Map, Value};
 use tokio::sync::oneshot;
 
+pub use auth::NONCE_ENTRY_BYTES;
+pub use origin::check_public_host;
 use state::{ApiError, Shared, UplinkRequest};
 pub use state::{Logger, Template};
 
@@ -41,6 +44,8 @@ pub const DEFAULT_FT_ID: &str = "2";
 pub const DEFAULT_SENDER: &str = "1008611";
 /// Default number of live sessions past which verify is refused.
 pub const DEFAULT_MAX_SESSIONS: usize = 10_000;
+/// Default number of nonces remembered within the replay window.
+pub const DEFAULT_MAX_NONCES: usize = 1_000_000;
 
 // Error codes of the sandbox (CONTRACT.md section 7), plus the session limit (sandbox-only).
 const AUTH_FAILED: &str = "100001";
@@ -49,6 +54,7 @@ const NONCE_REPLAYED: &str = "100003";
 const INVALID_PARAMETER: &str = "200001";
 const UNKNOWN_FT_ID: &str = "200002";
 const UNKNOWN_FT_TOKEN: &str = "300001";
+const REPLAY_STORE_FULL: &str = "100004";
 const SESSION_LIMIT: &str = "400001";
 
 /// How the sandbox is set up. `Options::default()` is what `fotp sandbox` uses without flags,
@@ -75,8 +81,16 @@ pub struct Options {
     pub callback_timeout: Duration,
     /// How long an expired session stays queryable (as failed) before it is evicted.
     pub retention: Duration,
-    /// The base URL put into redirect links (default: the listening address).
+    /// The base URL put into redirect links (default: the listening address). Its host is
+    /// accepted in `Host` like the `public_hosts`.
     pub public_url: Option<String>,
+    /// Host names (or IP addresses) the sandbox answers to besides `localhost` and the address
+    /// a client connected to, e.g. the machine's name on the LAN. Other `Host`s get HTTP 403.
+    pub public_hosts: Vec<String>,
+    /// When set, `/` and the `/sandbox/*` control paths need it (`Authorization: Bearer`).
+    pub control_token: Option<fotp::Secret>,
+    /// Nonces remembered at most; past this, signed requests get `100004` until some expire.
+    pub max_nonces: usize,
     /// Where log lines go.
     pub logger: Logger,
 }
@@ -95,6 +109,9 @@ impl Default for Options {
             callback_timeout: Duration::from_secs(5),
             retention: Duration::from_secs(600),
             public_url: None,
+            public_hosts: Vec::new(),
+            control_token: None,
+            max_nonces: DEFAULT_MAX_NONCES,
             logger: Logger::none(),
         }
     }
@@ -110,6 +127,9 @@ impl fmt::Debug for Options {
             .field("sender", &self.sender)
             .field("max_sessions", &self.max_sessions)
             .field("callback_attempts", &self.callback_attempts)
+            .field("public_hosts", &self.public_hosts)
+            .field("control_token", &self.control_token)
+            .field("max_nonces", &self.max_nonces)
             .finish_non_exhaustive()
     }
 }
@@ -154,6 +174,12 @@ impl Sandbox {
                 "the session limit must be at least 1",
             ));
         }
+        if options.max_nonces == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the nonce limit must be at least 1",
+            ));
+        }
         let listener = tokio::net::TcpListener::bind(options.addr).await?;
         let addr = listener.local_addr()?;
         let base_url = base_url_for(addr);
@@ -163,7 +189,7 @@ impl Sandbox {
             .map(|u| u.trim_end_matches('/').to_owned())
             .unwrap_or_else(|| base_url.clone());
         let shared = Arc::new(Shared::new(options, public)?);
-        let app = router(shared.clone());
+        let app = router(shared.clone()).into_make_service_with_connect_info::<origin::LocalAddr>();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let stop = async move {
@@ -196,7 +222,8 @@ impl Sandbox {
     }
 
     /// Moves the session clock forward (expiry without waiting). Authentication keeps using
-    /// the real clock, since clients sign with it.
+    /// the real clock, since clients sign with it. The total offset saturates at 1000 years,
+    /// so no advance can make a new session expire early.
     pub fn advance_clock(&self, by: Duration) {
         self.shared.clock.advance(by);
     }
@@ -257,17 +284,24 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/sandbox/uplink", post(uplink))
         .route("/sandbox/sessions", get(sessions))
         .route("/sandbox/clock", post(clock))
+        .route("/openapi.yaml", get(openapi))
         .layer(DefaultBodyLimit::max(64 * 1024))
+        .layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            origin::guard,
+        ))
         .layer(axum::middleware::map_response(private_headers))
         .with_state(shared)
 }
 
-/// Pages and answers carry codes and tokens: keep them out of caches and `Referer` headers.
+/// Pages and answers carry codes and tokens: keep them out of caches and out of `Referer`
+/// headers to other sites. `same-origin`, not `no-referrer`: under `no-referrer` browsers
+/// send the phone page's own form with `Origin: null`, which the origin check must refuse.
 async fn private_headers(mut resp: Response) -> Response {
     let h = resp.headers_mut();
     h.insert(
         axum::http::header::REFERRER_POLICY,
-        axum::http::HeaderValue::from_static("no-referrer"),
+        axum::http::HeaderValue::from_static("same-origin"),
     );
     h.insert(
         axum::http::header::CACHE_CONTROL,
@@ -434,6 +468,17 @@ async fn clock(State(s): State<Arc<Shared>>, body: axum::body::Bytes) -> Respons
         Ok(data) => ok(data),
         Err(e) => e.into_response(),
     }
+}
+
+/// `docs/openapi.yaml`, so that other tools can load the description from the sandbox.
+pub const OPENAPI_YAML: &str = include_str!("../../../docs/openapi.yaml");
+
+async fn openapi() -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/yaml")],
+        OPENAPI_YAML,
+    )
+        .into_response()
 }
 
 async fn dashboard(State(s): State<Arc<Shared>>) -> Html<String> {

@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde_json::{json, Value};
 
 use super::auth::NonceStore;
+use super::origin::Policy;
 use super::{Options, INVALID_PARAMETER, SESSION_LIMIT, UNKNOWN_FT_ID, UNKNOWN_FT_TOKEN};
 
 /// A template: an `ftId` and, for push mode, the callback URL results are POSTed to.
@@ -101,7 +102,12 @@ impl Logger {
 
     pub(crate) fn log(&self, args: fmt::Arguments<'_>) {
         if let Some(tx) = &self.tx {
-            let line = format!("{} {args}", clock_text(wall_ms()));
+            // Request values end up in log lines: no terminal escapes from them.
+            let line = format!(
+                "{} {}",
+                clock_text(wall_ms()),
+                crate::text::escape_controls(&args.to_string())
+            );
             let _ = tx.try_send(line);
         }
     }
@@ -136,7 +142,7 @@ impl ApiError {
 pub(crate) fn wall_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or(0)
 }
 
@@ -148,6 +154,11 @@ pub(crate) fn clock_text(ms: u64) -> String {
         .and_then(|t| t.format(&fmt).ok())
         .unwrap_or_else(|| ms.to_string())
 }
+
+/// How far the session clock can be moved forward in total: 1000 years. Past it advances
+/// saturate, so session times (now + validity + retention) always fit in a `u64` and keep
+/// their order, and the clock keeps running.
+pub(crate) const MAX_CLOCK_OFFSET_MS: u64 = 1000 * 366 * 86_400_000;
 
 /// The session clock: real time plus an offset tests can advance.
 #[derive(Debug, Default)]
@@ -163,10 +174,13 @@ impl Clock {
         self.offset_ms.load(Ordering::Relaxed)
     }
     pub(crate) fn advance(&self, by: Duration) {
-        self.offset_ms.fetch_add(
-            by.as_millis().min(u64::MAX as u128 / 4) as u64,
-            Ordering::Relaxed,
-        );
+        let by = u64::try_from(by.as_millis()).unwrap_or(u64::MAX);
+        // fetch_add would wrap: saturate at the cap instead.
+        let _ = self
+            .offset_ms
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |o| {
+                Some(o.saturating_add(by).min(MAX_CLOCK_OFFSET_MS))
+            });
     }
 }
 
@@ -264,6 +278,7 @@ pub(crate) struct Shared {
     pub(crate) templates: HashMap<String, Option<String>>,
     pub(crate) clock: Clock,
     pub(crate) nonces: Mutex<NonceStore>,
+    pub(crate) policy: Policy,
     sessions: Mutex<Sessions>,
     pub(crate) http: ureq::Agent,
 }
@@ -292,7 +307,7 @@ fn random_bytes<const N: usize>() -> Result<[u8; N], ApiError> {
 
 /// A uniformly random decimal code of `len` digits (rejection sampling, no modulo bias).
 fn random_code(len: u32) -> Result<String, ApiError> {
-    let modulus = 10u32.pow(len);
+    let modulus = 10u32.pow(len.min(9));
     let limit = u32::MAX - u32::MAX % modulus;
     loop {
         let v = u32::from_le_bytes(random_bytes::<4>()?);
@@ -329,11 +344,18 @@ impl Shared {
             .user_agent(format!("fotp-sandbox/{}", fotp::VERSION))
             .build()
             .new_agent();
+        let policy = Policy::new(
+            &options.public_hosts,
+            &public_url,
+            options.control_token.clone(),
+        )
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
         Ok(Shared {
             public_url,
             templates,
             clock: Clock::default(),
-            nonces: Mutex::new(NonceStore::default()),
+            nonces: Mutex::new(NonceStore::new(options.max_nonces)),
+            policy,
             sessions: Mutex::new(Sessions::default()),
             http,
             options,
@@ -393,7 +415,7 @@ impl Shared {
                 code: code.clone(),
                 message_id: message_id.clone(),
                 created_ms: now,
-                expires_ms: now + u64::from(minutes) * 60_000,
+                expires_ms: now.saturating_add(u64::from(minutes) * 60_000),
                 status: Status::Processing,
                 uplink: None,
                 callback_url,
@@ -411,11 +433,11 @@ impl Shared {
     /// there are more than twice the limit. Runs at most once a second, or when full.
     fn prune(&self, sessions: &mut Sessions, now: u64) {
         let full = sessions.map.len() >= self.options.max_sessions.saturating_mul(2);
-        if !full && now < sessions.last_prune_ms + 1000 {
+        if !full && now < sessions.last_prune_ms.saturating_add(1000) {
             return;
         }
         sessions.last_prune_ms = now;
-        let keep = self.options.retention.as_millis() as u64;
+        let keep = u64::try_from(self.options.retention.as_millis()).unwrap_or(u64::MAX);
         sessions
             .map
             .retain(|_, s| now < s.expires_ms.saturating_add(keep));
@@ -590,7 +612,7 @@ impl Shared {
                 sender: self.options.sender.clone(),
                 sms_text: sms_text(&s.code),
                 status: s.status,
-                expires_in_s: (s.expires_ms - now) / 1000,
+                expires_in_s: s.expires_ms.saturating_sub(now) / 1000,
             }),
         }
     }

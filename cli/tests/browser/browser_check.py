@@ -6,6 +6,11 @@ clicks "Send" with a real (DevTools) mouse event, then checks that the session q
 success through `fotp query` and that the dashboard shows it. Screenshots of the phone page,
 the page after sending and the dashboard go to the output folder.
 
+Then the origin rules, in the same browser (names mapped to 127.0.0.1 by Chromium's host
+resolver rules): the phone flow works through a LAN-style name given with --public-host; a
+page on another origin that knows the token and the code cannot complete the session (a
+no-cors text/plain fetch and a form post); a DNS-rebinding name cannot read the sessions.
+
 Talks the Chrome DevTools protocol over a WebSocket (pip package `websocket-client`).
 Usage: browser_check.py --fotp target/release/fotp --out target/browser
 """
@@ -120,9 +125,20 @@ class Page:
 
 
 class CallbackReceiver(http.server.BaseHTTPRequestHandler):
-    """The app's push endpoint: records each callback body and acknowledges it."""
+    """The app's push endpoint: records each callback body and acknowledges it. Its GET
+    serves the "attacker" pages of the cross-site check (another origin)."""
 
     bodies = queue.Queue()
+    pages = {}
+
+    def do_GET(self):
+        page = self.pages.get(self.path.split("?")[0])
+        body = (page or "not found").encode()
+        self.send_response(200 if page else 404)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
 
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
@@ -177,7 +193,8 @@ def main():
         # 1. The sandbox (template 2 pushes to the receiver), its settings from its first
         #    stdout lines.
         sandbox = subprocess.Popen(
-            [fotp, "sandbox", "--addr", "127.0.0.1:0", "--quiet", "--template", f"2={callback_url}"],
+            [fotp, "sandbox", "--addr", "127.0.0.1:0", "--template", f"2={callback_url}",
+             "--public-host", "phone.test"],
             stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
         )
         procs.append(sandbox)
@@ -186,6 +203,9 @@ def main():
             key, _, value = sandbox.stdout.readline().strip().partition("=")
             env[key] = value
         base = env.get("FOTP_BASE_URL") or fail("the sandbox printed no FOTP_BASE_URL")
+        # Its log (drained, so it never fills the pipe) shows what it refused and why.
+        sandbox_log = queue.Queue()
+        threading.Thread(target=read_lines, args=(sandbox.stdout, sandbox_log), daemon=True).start()
         print(f"  sandbox at {base}")
 
         # 2. verify through the command line.
@@ -202,7 +222,11 @@ def main():
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
              "--no-first-run", "--no-default-browser-check", "--disable-dev-shm-usage",
              f"--user-data-dir={profile}", "--remote-debugging-port=0",
-             "--remote-allow-origins=*", "about:blank"],
+             "--remote-allow-origins=*",
+             # A LAN-style name, an attacker's site and a DNS-rebinding name, all on loopback.
+             "--host-resolver-rules=MAP phone.test 127.0.0.1, MAP evil.test 127.0.0.1, "
+             "MAP rebind.test 127.0.0.1",
+             "about:blank"],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
         )
         procs.append(chromium)
@@ -273,6 +297,78 @@ def main():
         if not row or row[0] != "2" or "success" not in row[1] or '{"code":"0"}' not in row[1]:
             fail(f"the dashboard does not show the session as success with its callback: {row!r}")
         page.screenshot(os.path.join(args.out, "dashboard.png"))
+
+        port = base.rsplit(":", 1)[1]
+
+        def new_session():
+            out = subprocess.run([fotp, "verify", "--ft-id", "2", "--json"], env=env,
+                                 capture_output=True, text=True, timeout=STEP_TIMEOUT)
+            if out.returncode != 0:
+                fail(f"fotp verify: {out.stdout} {out.stderr}")
+            return json.loads(out.stdout)
+
+        def status_of(token):
+            out = subprocess.run([fotp, "query", token, "--json"], env=env,
+                                 capture_output=True, text=True, timeout=STEP_TIMEOUT)
+            return json.loads(out.stdout).get("status")
+
+        # 9. From another device on the LAN: the sandbox answers to names given with
+        #    --public-host (here phone.test, mapped to 127.0.0.1); the page's Send passes the
+        #    same-origin check through that name.
+        page.call("Emulation.setDeviceMetricsOverride",
+                  {"width": 412, "height": 860, "deviceScaleFactor": 1, "mobile": True})
+        lan = new_session()
+        page.navigate(f"http://phone.test:{port}/flash/opt/redirect/{lan['ftToken']}")
+        page.click("#send")
+        cdp.wait_event("Page.loadEventFired", session)
+        status = page.eval("document.getElementById('result') && document.getElementById('result').dataset.status")
+        if status != "2" or status_of(lan["ftToken"]) != "2":
+            fail(f"the phone flow through --public-host phone.test ended with {status!r}")
+        print("  phone page through a --public-host name: success")
+
+        # 10. A page on another origin that knows a live token and its code tries to complete
+        #     the session: a no-cors text/plain fetch (no preflight) and a form post.
+        victim = new_session()
+        evil = f"http://evil.test:{receiver.server_address[1]}"
+        uplink = json.dumps({"ftToken": victim["ftToken"], "mobile": "8613800138000",
+                             "content": victim["code"]})
+        CallbackReceiver.pages["/fetch"] = (
+            "<!DOCTYPE html><title>loading</title><script>"
+            f"fetch('{base}/sandbox/uplink', {{method: 'POST', mode: 'no-cors', "
+            f"headers: {{'Content-Type': 'text/plain'}}, body: {json.dumps(uplink)}}})"
+            ".then(() => document.title = 'done', () => document.title = 'done');</script>")
+        CallbackReceiver.pages["/form"] = (
+            "<!DOCTYPE html><body onload=\"document.forms[0].submit()\">"
+            f"<form method=post action='{base}/sandbox/send/{victim['ftToken']}'>"
+            "<input name=mobile value=8613800138000>"
+            f"<input name=content value={victim['code']}></form>")
+        page.navigate(evil + "/fetch")
+        deadline = time.monotonic() + STEP_TIMEOUT
+        while page.eval("document.title") != "done":
+            if time.monotonic() > deadline:
+                fail("the cross-site fetch never settled")
+            time.sleep(0.05)
+        page.navigate(evil + "/form")
+        cdp.wait_event("Page.loadEventFired", session)
+        refused = page.eval("document.body.innerText")
+        # Refused by Sec-Fetch-Site or by Origin, whichever the browser sends.
+        if not any(w in (refused or "") for w in ("another site", "not this sandbox's origin")):
+            fail(f"the cross-site form post was not refused: {refused!r}")
+        page.screenshot(os.path.join(args.out, "cross-site-refused.png"))
+        if status_of(victim["ftToken"]) != "0":
+            fail("a page on another origin completed a session")
+        # Both reached the sandbox and were refused by it (not blocked by the browser alone).
+        for what in ("refused POST /sandbox/uplink", f"refused POST /sandbox/send/{victim['ftToken']}"):
+            expect_line(sandbox_log, what, f"the sandbox's log line {what!r}", sandbox)
+        print("  cross-site fetch and form post: refused, the session is still processing")
+
+        # 11. DNS rebinding: rebind.test now resolves to the sandbox; its pages are same-origin
+        #     with it, but the sandbox refuses its Host.
+        page.navigate(f"http://rebind.test:{port}/sandbox/sessions")
+        text = page.eval("document.body.innerText") or ""
+        if victim["ftToken"] in text or "does not name this sandbox" not in text:
+            fail(f"the rebinding name read the sessions: {text[:200]!r}")
+        print("  DNS-rebinding Host: refused")
         cdp.close()
         print("browser check passed")
     finally:

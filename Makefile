@@ -45,7 +45,9 @@ build:
 $(ARTEFACTS):
 	$(CARGO) build --release -p fotp-capi
 
-# Installed stripped: debug info and local symbols are most of the archive (sizes in BENCHMARKS.md).
+# Installed stripped: debug info, local symbols and the LLVM bitcode some objects carry (only
+# rustc's LTO reads it) are most of the archive (sizes in BENCHMARKS.md).
+STRIP_ARCHIVE := --strip-unneeded -R .llvmbc -R .llvmcmd -R .comment
 install: $(ARTEFACTS)
 	$(INSTALL) -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(CMAKEDIR)
 	$(INSTALL) -m 755 $(RELEASE)/libfotp.so $(DESTDIR)$(LIBDIR)/libfotp.so.$(VERSION)
@@ -53,7 +55,7 @@ install: $(ARTEFACTS)
 	ln -sf libfotp.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libfotp.so.$(ABI)
 	ln -sf libfotp.so.$(ABI) $(DESTDIR)$(LIBDIR)/libfotp.so
 	$(INSTALL) -m 644 $(RELEASE)/libfotp.a $(DESTDIR)$(LIBDIR)/libfotp.a
-	$(STRIP) --strip-unneeded $(DESTDIR)$(LIBDIR)/libfotp.a
+	$(STRIP) $(STRIP_ARCHIVE) $(DESTDIR)$(LIBDIR)/libfotp.a
 	$(INSTALL) -m 644 include/fotp.h include/fotp.hpp $(DESTDIR)$(INCLUDEDIR)/
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
 	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@VERSION@|$(VERSION)|g' \

@@ -60,9 +60,10 @@ for f in bindings/go/*.go; do
 done
 cp bindings/go/README.md LICENSE-MIT LICENSE-APACHE "$M/"
 cp include/fotp.h "$M/include/"
-# Stripped like `make install` does: the debug info and local symbols are most of the archive.
-strip --strip-unneeded -o "$M/lib/linux_amd64/libfotp.a" "$TARGET_DIR/release/libfotp.a"
-aarch64-linux-gnu-strip --strip-unneeded -o "$M/lib/linux_arm64/libfotp.a" \
+# Stripped as `make install` does (see the Makefile): debug info, local symbols, LLVM bitcode.
+STRIP_ARCHIVE=(--strip-unneeded -R .llvmbc -R .llvmcmd -R .comment)
+strip "${STRIP_ARCHIVE[@]}" -o "$M/lib/linux_amd64/libfotp.a" "$TARGET_DIR/release/libfotp.a"
+aarch64-linux-gnu-strip "${STRIP_ARCHIVE[@]}" -o "$M/lib/linux_arm64/libfotp.a" \
   "$TARGET_DIR/$ARM_TRIPLE/release/libfotp.a"
 IFS=. read -r MAJOR MINOR _ <<<"$VERSION"
 
@@ -76,9 +77,6 @@ package fotp
 //   -tags fotp_system  the system's libfotp found by pkg-config (link_system.go)
 // Without cgo the build stops with the reason (cgo_required.go).
 
-/*
-#cgo LDFLAGS: -lm -ldl -lpthread
-*/
 import "C"
 EOF
 
@@ -91,8 +89,8 @@ package fotp
 
 /*
 #cgo CFLAGS: -I${SRCDIR}/include
-#cgo linux,amd64 LDFLAGS: ${SRCDIR}/lib/linux_amd64/libfotp.a
-#cgo linux,arm64 LDFLAGS: ${SRCDIR}/lib/linux_arm64/libfotp.a
+#cgo linux,amd64 LDFLAGS: ${SRCDIR}/lib/linux_amd64/libfotp.a -lm -ldl -lpthread
+#cgo linux,arm64 LDFLAGS: ${SRCDIR}/lib/linux_arm64/libfotp.a -lm -ldl -lpthread
 */
 import "C"
 EOF

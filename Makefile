@@ -1,69 +1,103 @@
-# Builds and installs the C library of fotp: libfotp.so, libfotp.a, fotp.h and fotp.pc.
+# Builds and installs the C library of fotp (the artifact crate capi/): libfotp.so (SONAME
+# libfotp.so.0), libfotp.a, fotp.h, fotp.hpp, fotp.pc and a CMake package.
 #
-#   make                                 cargo build --release (also regenerates include/fotp.h)
-#   make install PREFIX=/usr/local       installs lib/, include/ and lib/pkgconfig/fotp.pc
+#   make                                 cargo build --release -p fotp-capi
+#   make install PREFIX=/usr/local       lib/libfotp.so.X.Y.Z + links, lib/libfotp.a, include/,
+#                                        lib/pkgconfig/fotp.pc, lib/cmake/fotp/ (find_package(fotp))
 #   make uninstall PREFIX=/usr/local
+#   make header                          writes the generated header to include/fotp.h (commit it)
 #   make header-check                    fails when include/fotp.h differs from the generated one
 #   make test-c                          scripts/test-c.sh (C test under valgrind, sandbox, pkg-config)
+#   make test-dist                       scripts/test-dist.sh (installed packages of every language)
+#   make go-module OUT=dir               the self-contained Go module (scripts/release-go.sh)
 #
 # DESTDIR is honoured for staged installs. Then: cc app.c $(pkg-config --cflags --libs fotp)
+# CARGO_TARGET_DIR is honoured (CI shares one target directory between all builds).
 
 PREFIX     ?= /usr/local
 LIBDIR     ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+CMAKEDIR   ?= $(LIBDIR)/cmake/fotp
 CARGO      ?= cargo
 INSTALL    ?= install
-RELEASE    := target/release
+STRIP      ?= strip
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
+RELEASE    := $(TARGET_DIR)/release
 VERSION    := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+# The C ABI version: the SONAME's number (capi/build.rs sets it; policy in README "Versioning").
+ABI        := $(shell sed -n 's/^const ABI: u32 = \([0-9]*\);/\1/p' capi/build.rs)
 # What the Rust standard library needs when libfotp.a is linked statically
-# (from `cargo rustc --release --crate-type staticlib -- --print native-static-libs`).
+# (from `cargo rustc --release -p fotp-capi --crate-type staticlib -- --print native-static-libs`).
 LIBS_PRIVATE := -lgcc_s -lutil -lrt -lpthread -lm -ldl
 
 ARTEFACTS := $(RELEASE)/libfotp.so $(RELEASE)/libfotp.a
 
-.PHONY: all build install uninstall header-check test-c
+.PHONY: all build install uninstall header header-check test-c test-dist go-module
 
 all: build
 
 # Cargo decides what is stale; this target always asks it.
 build:
-	$(CARGO) build --release
+	$(CARGO) build --release -p fotp-capi
 
 # install does not rebuild when the artefacts exist (so `sudo make install` needs no cargo).
-$(ARTEFACTS) include/fotp.h:
-	$(CARGO) build --release
+$(ARTEFACTS):
+	$(CARGO) build --release -p fotp-capi
 
-install: $(ARTEFACTS) include/fotp.h
-	$(INSTALL) -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR)
-	$(INSTALL) -m 755 $(RELEASE)/libfotp.so $(DESTDIR)$(LIBDIR)/libfotp.so
+# Installed stripped: debug info, local symbols and the LLVM bitcode some objects carry (only
+# rustc's LTO reads it) are most of the archive (sizes in BENCHMARKS.md).
+STRIP_ARCHIVE := --strip-unneeded -R .llvmbc -R .llvmcmd -R .comment
+install: $(ARTEFACTS)
+	$(INSTALL) -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(CMAKEDIR)
+	$(INSTALL) -m 755 $(RELEASE)/libfotp.so $(DESTDIR)$(LIBDIR)/libfotp.so.$(VERSION)
+	$(STRIP) --strip-unneeded $(DESTDIR)$(LIBDIR)/libfotp.so.$(VERSION)
+	ln -sf libfotp.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libfotp.so.$(ABI)
+	ln -sf libfotp.so.$(ABI) $(DESTDIR)$(LIBDIR)/libfotp.so
 	$(INSTALL) -m 644 $(RELEASE)/libfotp.a $(DESTDIR)$(LIBDIR)/libfotp.a
-	$(INSTALL) -m 644 include/fotp.h $(DESTDIR)$(INCLUDEDIR)/fotp.h
+	$(STRIP) $(STRIP_ARCHIVE) $(DESTDIR)$(LIBDIR)/libfotp.a
+	$(INSTALL) -m 644 include/fotp.h include/fotp.hpp $(DESTDIR)$(INCLUDEDIR)/
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
 	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@VERSION@|$(VERSION)|g' \
-	    -e 's|@LIBS_PRIVATE@|$(LIBS_PRIVATE)|g' fotp.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/fotp.pc
-	chmod 644 $(DESTDIR)$(PKGCONFIGDIR)/fotp.pc
+	    -e 's|@LIBS_PRIVATE@|$(LIBS_PRIVATE)|g' -e 's|@ABI@|$(ABI)|g' fotp.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/fotp.pc
+	sed -e 's|@LIBDIR@|$(LIBDIR)|g' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@VERSION@|$(VERSION)|g' \
+	    -e 's|@ABI@|$(ABI)|g' capi/fotpConfig.cmake.in > $(DESTDIR)$(CMAKEDIR)/fotpConfig.cmake
+	sed -e 's|@VERSION@|$(VERSION)|g' capi/fotpConfigVersion.cmake.in > $(DESTDIR)$(CMAKEDIR)/fotpConfigVersion.cmake
+	chmod 644 $(DESTDIR)$(PKGCONFIGDIR)/fotp.pc $(DESTDIR)$(CMAKEDIR)/*.cmake
 
 uninstall:
-	rm -f $(DESTDIR)$(LIBDIR)/libfotp.so $(DESTDIR)$(LIBDIR)/libfotp.a \
-	      $(DESTDIR)$(INCLUDEDIR)/fotp.h $(DESTDIR)$(PKGCONFIGDIR)/fotp.pc
+	rm -f $(DESTDIR)$(LIBDIR)/libfotp.so $(DESTDIR)$(LIBDIR)/libfotp.so.$(ABI) \
+	      $(DESTDIR)$(LIBDIR)/libfotp.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libfotp.a \
+	      $(DESTDIR)$(INCLUDEDIR)/fotp.h $(DESTDIR)$(INCLUDEDIR)/fotp.hpp $(DESTDIR)$(PKGCONFIGDIR)/fotp.pc \
+	      $(DESTDIR)$(CMAKEDIR)/fotpConfig.cmake $(DESTDIR)$(CMAKEDIR)/fotpConfigVersion.cmake
+	-rmdir $(DESTDIR)$(CMAKEDIR) 2>/dev/null
 
-# The build regenerates include/fotp.h (build.rs, pinned cbindgen); the committed copy must match.
-header-check: build
-	@if ! git rev-parse --is-inside-work-tree >/dev/null 2>&1; then \
-	  echo "header-check: not a git checkout, nothing to compare"; \
-	elif ! git ls-files --error-unmatch include/fotp.h >/dev/null 2>&1; then \
-	  echo "header-check: warning: include/fotp.h is not committed yet"; \
-	else \
-	  git diff --exit-code -- include/fotp.h || \
-	    { echo "header-check: include/fotp.h is stale: commit the regenerated header"; exit 1; }; \
-	fi
+# The header generated by the build (build.rs writes it into its OUT_DIR, never into the tree).
+GENERATED_HEADER = $(shell bash scripts/generated-header.sh)
+
+header:
+	@src="$(GENERATED_HEADER)"; [ -f "$$src" ] || { echo "header: no generated header" >&2; exit 1; }; \
+	cmp -s "$$src" include/fotp.h || { cp "$$src" include/fotp.h && echo "header: include/fotp.h updated"; }
+
+# The committed header must equal the generated one and compile as C99, C++11 and (with the C++
+# wrapper) C++17, warnings as errors.
+header-check:
+	@src="$(GENERATED_HEADER)"; [ -f "$$src" ] || { echo "header-check: no generated header" >&2; exit 1; }; \
+	diff -u include/fotp.h "$$src" || \
+	  { echo "header-check: include/fotp.h is stale: run make header and commit it"; exit 1; }
 	printf '#include "fotp.h"\n' | gcc -std=c99 -Wall -Wextra -Werror -pedantic -Iinclude -x c -fsyntax-only -
 	printf '#include "fotp.h"\n' | g++ -std=c++11 -Wall -Wextra -Werror -Iinclude -x c++ -fsyntax-only -
-	@echo "header-check: include/fotp.h is up to date and compiles as C99 and C++11"
+	printf '#include "fotp.hpp"\n' | g++ -std=c++17 -Wall -Wextra -Werror -pedantic -Iinclude -x c++ -fsyntax-only -
+	@echo "header-check: include/fotp.h is up to date; fotp.h compiles as C99 and C++11, fotp.hpp as C++17"
 
 test-c:
 	bash scripts/test-c.sh
+
+test-dist:
+	bash scripts/test-dist.sh
+
+go-module:
+	bash scripts/release-go.sh $(OUT)
 
 .PHONY: bench  # phony: bench/ is also a directory
 bench: ; scripts/bench

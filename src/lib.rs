@@ -6,9 +6,10 @@
 //! [`parse_callback`] and answer [`CALLBACK_ACK`]) or you pull it with [`Client::query`] /
 //! [`Client::wait`].
 //!
-//! This crate is the safe Rust core. The same library is exported as a C ABI (`include/fotp.h`)
-//! that the Python and Go bindings wrap; see `CONTRACT.md` in the repository for the whole
-//! public surface.
+//! This crate is the safe Rust core. The C library built from it (`include/fotp.h`, the `capi`
+//! directory of the repository) is what the Python and Go bindings wrap; see `CONTRACT.md` in the
+//! repository for the whole public surface. The C functions are compiled only with the `capi`
+//! feature, so Rust programs neither build cbindgen nor export C symbols.
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -62,6 +63,8 @@ mod transport;
 pub mod validate;
 pub mod wire;
 
+/// The C ABI of include/fotp.h; only with the `capi` feature (the C library is built by capi/).
+#[cfg(feature = "capi")]
 #[doc(hidden)]
 pub mod ffi;
 

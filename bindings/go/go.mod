@@ -1,3 +1,3 @@
-module github.com/fotp-sdk/fotp/bindings/go
+module github.com/fotp-sdk/fotp-go/fotp
 
 go 1.22

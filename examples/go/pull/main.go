@@ -17,7 +17,7 @@ import (
 	"os/signal"
 	"time"
 
-	fotp "github.com/fotp-sdk/fotp/bindings/go"
+	fotp "github.com/fotp-sdk/fotp-go/fotp"
 )
 
 func main() {

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import ctypes
+from importlib import metadata as _metadata
 from typing import TYPE_CHECKING, Any
 
 from . import _ffi
@@ -35,7 +36,8 @@ from ._wsgi import wsgi_callback
 if TYPE_CHECKING:
     from ._async import AsyncClient, AsyncTracker
 
-__version__ = "0.1.0"
+# The distribution's version, which setup.py reads from Cargo.toml (no second copy here).
+__version__ = _metadata.version("fotp")
 
 __all__ = [
     "CALLBACK_ACK",

@@ -40,11 +40,13 @@
 #![deny(missing_docs)]
 
 mod callback;
+mod cancel;
 mod client;
 mod config;
 mod error;
 pub mod sign;
 pub mod tracker;
+mod transport;
 pub mod validate;
 pub mod wire;
 
@@ -52,6 +54,7 @@ pub mod wire;
 pub mod ffi;
 
 pub use callback::{parse_callback, Callback, CALLBACK_ACK, MAX_CALLBACK_BYTES};
+pub use cancel::CancelToken;
 pub use client::{Client, MAX_RESPONSE_BYTES};
 pub use config::{
     is_loopback_host, Config, ConfigBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_RETRIES,

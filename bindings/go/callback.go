@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"unsafe"
@@ -67,7 +68,23 @@ func callbackFromC(cb *C.fotp_callback) *Callback {
 	}
 }
 
-func jsonMarshal(cb *Callback) ([]byte, error) { return json.Marshal(cb) }
+// callbackToC rebuilds a library callback object from cb's fields (the C side compares its
+// own objects); the caller frees it. An invalid cb is KindInvalidArgument.
+func callbackToC(cb *Callback) (*C.fotp_callback, error) {
+	body, err := json.Marshal(cb)
+	if err != nil {
+		return nil, newError(KindInvalidArgument, "the callback cannot be encoded: %v", err)
+	}
+	ccb, err := parseC(body)
+	if err != nil {
+		msg := err.Error()
+		if fe, ok := err.(*Error); ok {
+			msg = fe.Message
+		}
+		return nil, newError(KindInvalidArgument, "the callback is not valid: %s", msg)
+	}
+	return ccb, nil
+}
 
 // CallbackHandler returns an http.Handler for the template's callback address (push mode).
 //
@@ -76,47 +93,94 @@ func jsonMarshal(cb *Callback) ([]byte, error) { return json.Marshal(cb) }
 // {"code":"0"} (application/json); an error answers 500, so that the platform delivers the
 // callback again. A body that does not parse answers 400 with the reason as text.
 //
-// The platform may deliver a callback more than once: handle must tolerate duplicates.
+// handle sees every delivery, repeated and forged ones included: a callback carries no
+// signature and the callback address is public. Apps that start their verifications with a
+// Tracker use TrackedCallbackHandler, which settles each callback with the platform first;
+// others confirm each callback with Client.Confirm before acting on it.
 func CallbackHandler(handle func(ctx context.Context, cb *Callback) error) http.Handler {
 	if handle == nil {
-		return callbackHandler(func(*http.Request, *C.fotp_callback, *Callback) error {
-			return errNoHandler
+		return callbackHandler(func(*http.Request, *C.fotp_callback, *Callback) (int, error) {
+			return http.StatusInternalServerError, errNoHandler
 		})
 	}
-	return callbackHandler(func(r *http.Request, _ *C.fotp_callback, cb *Callback) error {
-		return handle(r.Context(), cb)
+	return callbackHandler(func(r *http.Request, _ *C.fotp_callback, cb *Callback) (int, error) {
+		if err := handle(r.Context(), cb); err != nil {
+			return http.StatusInternalServerError, err
+		}
+		return http.StatusOK, nil
 	})
 }
 
-// TrackedCallbackHandler is CallbackHandler for apps that start their verifications with
-// t.Verify: it matches each callback with t before calling handle, so that handle learns
-// the verification's token and whether this delivery is a duplicate, and Tracker.Wait for
-// that token returns at once (in every process sharing t's store).
+// TrackedCallbackHandler is the receiver for apps that start their verifications with
+// t.Verify (CONTRACT section 8). It settles each callback with t.Settle through c (the
+// platform confirms it with one query) and answers:
 //
-// m is nil when no live verification of t holds the callback's code (not one of ours, or
-// expired); m.Duplicate is true when a callback for m.FtToken was matched before. handle
-// may be nil when Tracker.Wait does all the work: each callback is then matched and
-// acknowledged. A store failure answers 500 without calling handle (nothing was matched,
-// so the platform's next delivery is matched as a first one). As with CallbackHandler, an
-// error from handle answers 500 and the platform delivers the callback again, but that
-// delivery is then a duplicate: make handle's work idempotent per token rather than
-// skipping duplicates if it can fail. Matching does not authenticate a callback: act on
-// Tracker.Wait's result (the platform's query) or Client.Confirm, not on the callback alone.
-func TrackedCallbackHandler(t *Tracker, handle func(ctx context.Context, cb *Callback, m *Match) error) http.Handler {
-	if t == nil {
-		return callbackHandler(func(*http.Request, *C.fotp_callback, *Callback) error {
-			return errNoTracker
+//   - the first genuine delivery for a verification: handle(ctx, cb, m) runs with the match;
+//     nil answers {"code":"0"};
+//   - a repeated delivery of a settled callback: {"code":"0"}, without calling handle;
+//   - a code that no live verification holds (not one of ours, or expired): handle runs with
+//     m nil, then {"code":"0"};
+//   - a callback the platform does not confirm (yet), or a settle that failed (platform or
+//     store unreachable, closed tracker or client): 503, nothing consumed and handle not
+//     called; the platform delivers again, so a forged callback never hides the genuine one;
+//   - handle returns an error (or panics): the settlement is undone and the answer is 500, so
+//     the platform's next delivery is offered to handle again as the first. A result is never
+//     lost.
+//
+// handle never runs twice at the same time for one verification, in any process sharing t's
+// store: a delivery is first only while no other is. handle may be nil when Tracker.Wait does
+// all the work (settling wakes it). Requests that are not POST answer 405, bodies that do not
+// parse 400 (handle not called); a nil t or c answers 500.
+func TrackedCallbackHandler(t *Tracker, c *Client, handle func(ctx context.Context, cb *Callback, m *Match) error) http.Handler {
+	if t == nil || c == nil {
+		err := errNoTracker
+		if t != nil {
+			err = errNoClient
+		}
+		return callbackHandler(func(*http.Request, *C.fotp_callback, *Callback) (int, error) {
+			return http.StatusInternalServerError, err
 		})
 	}
-	return callbackHandler(func(r *http.Request, ccb *C.fotp_callback, cb *Callback) error {
-		m, err := t.matchC(ccb)
+	return callbackHandler(func(r *http.Request, ccb *C.fotp_callback, cb *Callback) (status int, err error) {
+		// Settling is not abandoned when the platform hangs up: a first settlement must reach
+		// handle (or be undone). The client's per-attempt limits bound it.
+		outcome, cm, err := t.settleC(context.WithoutCancel(r.Context()), c, ccb)
 		if err != nil {
-			return err
+			return http.StatusServiceUnavailable, err
 		}
-		if handle == nil {
-			return nil
+		if cm != nil {
+			defer C.fotp_match_free(cm)
 		}
-		return handle(r.Context(), cb, m)
+		switch outcome {
+		case C.FOTP_SETTLE_UNCONFIRMED:
+			return http.StatusServiceUnavailable, errUnconfirmed
+		case C.FOTP_SETTLE_DUPLICATE:
+			return http.StatusOK, nil
+		case C.FOTP_SETTLE_NO_MATCH:
+			if handle != nil {
+				if err := handle(r.Context(), cb, nil); err != nil {
+					return http.StatusInternalServerError, err
+				}
+			}
+			return http.StatusOK, nil
+		case C.FOTP_SETTLE_FIRST:
+			if handle == nil {
+				return http.StatusOK, nil
+			}
+			done := false
+			defer func() {
+				if !done {
+					// handle failed or panicked: offer the next delivery to it again.
+					_ = t.unsettleC(cm)
+				}
+			}()
+			if err := handle(r.Context(), cb, matchFromC(cm)); err != nil {
+				return http.StatusInternalServerError, err
+			}
+			done = true
+			return http.StatusOK, nil
+		}
+		return http.StatusInternalServerError, fmt.Errorf("unknown settle outcome %d", int(outcome))
 	})
 }
 
@@ -124,11 +188,15 @@ func TrackedCallbackHandler(t *Tracker, handle func(ctx context.Context, cb *Cal
 var (
 	errNoHandler = errors.New("no callback handler")
 	errNoTracker = errors.New("no tracker for the callback handler")
+	errNoClient  = errors.New("no client for the callback handler: settling asks the platform")
 )
 
+// errUnconfirmed answers a callback that the platform does not confirm (yet).
+var errUnconfirmed = errors.New("the platform does not confirm this callback (yet)")
+
 // callbackHandler serves callbacks: it checks the method, reads and parses the body, and
-// answers CallbackAck when process returns nil, 500 otherwise.
-func callbackHandler(process func(r *http.Request, ccb *C.fotp_callback, cb *Callback) error) http.Handler {
+// answers CallbackAck when process returns 200, else process's status with a short text.
+func callbackHandler(process func(r *http.Request, ccb *C.fotp_callback, cb *Callback) (int, error)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
 			w.Header().Set("Allow", http.MethodPost)
@@ -151,13 +219,17 @@ func callbackHandler(process func(r *http.Request, ccb *C.fotp_callback, cb *Cal
 			return
 		}
 		defer C.fotp_callback_free(ccb)
-		err = process(r, ccb, callbackFromC(ccb))
-		if err == errNoHandler || err == errNoTracker {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
+		status, err := process(r, ccb, callbackFromC(ccb))
+		switch {
+		case err == errNoHandler || err == errNoTracker || err == errNoClient || err == errUnconfirmed:
+			http.Error(w, err.Error(), status)
 			return
-		}
-		// The error may hold application details: it is not sent back to the platform.
-		if err != nil {
+		case status == http.StatusServiceUnavailable:
+			// The error may hold details of the app's network: not sent to the platform.
+			http.Error(w, "the callback cannot be settled now: deliver it again", status)
+			return
+		case err != nil || status != http.StatusOK:
+			// The error may hold application details: it is not sent back to the platform.
 			http.Error(w, "the callback was not processed", http.StatusInternalServerError)
 			return
 		}

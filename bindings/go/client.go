@@ -63,7 +63,8 @@ func (c Config) GoString() string { return c.String() }
 // Client talks to the platform. It is safe for concurrent use by many goroutines, which
 // share one connection pool. Close it when done.
 type Client struct {
-	timeout time.Duration // the configured per-call limit; a context may shorten it
+	timeout time.Duration // the configured per-attempt limit
+	polls   chan struct{} // a slot per Wait poll running in the library (maxWaitPolls)
 
 	handle[*C.fotp_client]
 }
@@ -113,7 +114,7 @@ func newClient(cc *C.fotp_config, timeout time.Duration) (*Client, error) {
 	if err := takeError(C.fotp_client_new(cc, &ptr)); err != nil {
 		return nil, err
 	}
-	c := &Client{timeout: timeout}
+	c := &Client{timeout: timeout, polls: make(chan struct{}, maxWaitPolls)}
 	c.handle = handle[*C.fotp_client]{ptr: ptr, what: "client", free: freeClient}
 	// Only a safety net for a forgotten Close: in-flight calls keep c reachable.
 	runtime.SetFinalizer(c, (*Client).Close)
@@ -192,16 +193,13 @@ func setUserAgent(cc *C.fotp_config) error {
 	})
 }
 
-// durationMillis converts a positive duration to whole milliseconds, rounding up.
+// durationMillis converts a configured duration to whole milliseconds, rounding up; a
+// duration beyond the C API's limit (about 49.7 days) counts as that limit.
 func durationMillis(field string, d time.Duration) (C.uint32_t, error) {
 	if d < 0 {
 		return 0, newError(KindConfig, "Config.%s must not be negative, got %v", field, d)
 	}
-	ms := (d + time.Millisecond - 1) / time.Millisecond
-	if ms > math.MaxUint32 {
-		return 0, newError(KindConfig, "Config.%s is too long: %v", field, d)
-	}
-	return C.uint32_t(ms), nil
+	return millis(d), nil
 }
 
 func withCString(s string, f func(*C.char) error) error {
@@ -228,9 +226,11 @@ func (c *Client) acquire() (*C.fotp_client, error) {
 	return c.handle.acquire()
 }
 
-// begin checks ctx and reserves the C client for one call. When ctx's deadline comes
-// before the configured timeout, the call gets a derived client whose time limit ends at
-// the deadline, so the C call itself stops there. end must be called after the C call.
+// begin checks ctx and reserves the C client for one call. The call gets a derived client
+// (sharing the pool) whose whole-call bound ends at ctx's deadline, so the C call itself
+// stops there (Config.Timeout still bounds each attempt), and which watches a cancel token
+// that ctx's cancellation triggers: the C call then returns within about 100 ms, and a verify
+// not sent yet is never sent. end must be called after the C call.
 func (c *Client) begin(ctx context.Context) (cl *C.fotp_client, end func(), err error) {
 	if ctx == nil {
 		return nil, nil, newError(KindInvalidArgument, "the context is nil")
@@ -242,27 +242,61 @@ func (c *Client) begin(ctx context.Context) (cl *C.fotp_client, end func(), err 
 	if err != nil {
 		return nil, nil, err
 	}
-	dl, ok := ctx.Deadline()
-	if !ok {
-		return base, c.release, nil
+	cl = base
+	var bounded *C.fotp_client
+	if dl, ok := ctx.Deadline(); ok {
+		left := time.Until(dl)
+		if left <= 0 {
+			c.release()
+			return nil, nil, deadlineError()
+		}
+		// A deadline further away than the C API can say (49 days) leaves the call to the
+		// per-attempt limits.
+		if left <= maxLimit {
+			e := C.fotp_client_with_timeout(cl, millis(left), &bounded)
+			if err := takeError(e); err != nil {
+				c.release()
+				return nil, nil, err
+			}
+			cl = bounded
+		}
 	}
-	left := time.Until(dl)
-	if left <= 0 {
-		c.release()
-		return nil, nil, deadlineError()
+	if ctx.Done() == nil {
+		// Never cancelled (context.Background): no token needed.
+		return cl, func() { C.fotp_client_free(bounded); c.release() }, nil
 	}
-	if left >= c.timeout || left > maxLimit {
-		return base, c.release, nil
-	}
-	ms := (left + time.Millisecond - 1) / time.Millisecond
-	var derived *C.fotp_client
-	e := C.fotp_client_with_timeout(base, C.uint32_t(ms), &derived)
-	runtime.KeepAlive(c)
+	tok := C.fotp_cancel_new()
+	var watching *C.fotp_client
+	e := C.fotp_client_with_cancel(cl, tok, &watching)
 	if err := takeError(e); err != nil {
+		C.fotp_cancel_free(tok)
+		C.fotp_client_free(bounded)
 		c.release()
 		return nil, nil, err
 	}
-	return derived, func() { C.fotp_client_free(derived); c.release() }, nil
+	triggered := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		C.fotp_cancel_trigger(tok)
+		close(triggered)
+	})
+	return watching, func() {
+		if !stop() {
+			<-triggered // the trigger has started: the token must outlive it
+		}
+		C.fotp_client_free(watching)
+		C.fotp_cancel_free(tok)
+		C.fotp_client_free(bounded)
+		c.release()
+	}, nil
+}
+
+// millis converts a positive duration to whole milliseconds, rounding up and saturating at
+// the C API's limit.
+func millis(d time.Duration) C.uint32_t {
+	if d >= maxLimit {
+		return C.uint32_t(math.MaxUint32)
+	}
+	return C.uint32_t((d + time.Millisecond - 1) / time.Millisecond)
 }
 
 type outcome[T any] struct {
@@ -342,18 +376,30 @@ func (c *Client) Verify(ctx context.Context, req VerifyRequest) (*Verification, 
 	return v, timeoutFromCtx(ctx, err)
 }
 
-// Query pulls the result of a verification once. It is retried on network errors,
-// time-outs, HTTP 429 and 5xx within the time limit.
+// Query pulls the result of a verification once. Each attempt is bounded by Config.Timeout
+// and ctx's deadline bounds the whole call; attempts that fail with a network error, a
+// time-out, HTTP 429 or 5xx are retried (Config.Retries) within it.
 func (c *Client) Query(ctx context.Context, ftToken string) (*QueryResult, error) {
 	if err := checkToken(ftToken); err != nil {
 		return nil, err
 	}
+	return c.query(ctx, ftToken, nil)
+}
+
+// query runs one fotp_query; done (if not nil) is called once the C call has returned.
+func (c *Client) query(ctx context.Context, ftToken string, done func()) (*QueryResult, error) {
 	cl, end, err := c.begin(ctx)
 	if err != nil {
+		if done != nil {
+			done()
+		}
 		return nil, err
 	}
 	r, err := run(ctx, func() (*QueryResult, error) {
 		defer end()
+		if done != nil {
+			defer done()
+		}
 		tok := C.CString(ftToken)
 		defer C.free(unsafe.Pointer(tok))
 		var out *C.fotp_query_result
@@ -367,18 +413,29 @@ func (c *Client) Query(ctx context.Context, ftToken string) (*QueryResult, error
 	return r, timeoutFromCtx(ctx, err)
 }
 
-// waitSlice bounds one fotp_wait call inside Wait, and so how long an abandoned Wait keeps
-// polling in the background after its context is done.
-func (c *Client) waitSlice() time.Duration {
-	return min(max(c.timeout, time.Second), maxLimit)
-}
-
 // maxLimit is the longest time limit the C API takes (uint32 milliseconds).
 const maxLimit = time.Duration(math.MaxUint32) * time.Millisecond
 
+// Wait's polling: like the library's own wait, the pause grows from firstPoll to maxPoll,
+// and a last query is made lastQueryReserve before the deadline.
+const (
+	firstPoll        = 250 * time.Millisecond
+	maxPoll          = time.Second
+	lastQueryReserve = 250 * time.Millisecond
+)
+
+// maxWaitPolls bounds the queries of one Client's Waits that run in the library at once, and
+// so the OS threads that many concurrent Waits hold (a cgo call holds one).
+const maxWaitPolls = 32
+
 // Wait polls query until the status is final (failed or success, or an unknown value) or
-// ctx is done. Transient network trouble and time-outs of single queries do not end the
-// wait. Without a ctx deadline it waits until ctx is cancelled.
+// ctx is done. Transient failures of single queries (network errors, time-outs, HTTP 429 and
+// 5xx) do not end the wait; a last query is made shortly before ctx's deadline. Without a
+// deadline it waits until ctx is cancelled.
+//
+// Between polls it sleeps in Go, holding no OS thread; at most 32 polls of a Client's Waits
+// run at once (the others queue for a moment), so any number of concurrent Waits use a
+// bounded number of threads.
 func (c *Client) Wait(ctx context.Context, ftToken string) (*QueryResult, error) {
 	if err := checkToken(ftToken); err != nil {
 		return nil, err
@@ -386,56 +443,70 @@ func (c *Client) Wait(ctx context.Context, ftToken string) (*QueryResult, error)
 	if ctx == nil {
 		return nil, newError(KindInvalidArgument, "the context is nil")
 	}
-	return waitInSlices(ctx, c.waitSlice(), func(ms C.uint32_t) (*QueryResult, error) {
-		cl, err := c.acquire()
-		if err != nil {
-			return nil, err
+	return pollUntilFinal(ctx, func() (*QueryResult, error) {
+		select {
+		case c.polls <- struct{}{}:
+		case <-ctx.Done():
+			return nil, ctxError(ctx)
 		}
-		return run(ctx, func() (*QueryResult, error) {
-			defer c.release()
-			tok := C.CString(ftToken)
-			defer C.free(unsafe.Pointer(tok))
-			var out *C.fotp_query_result
-			e := C.fotp_wait(cl, tok, ms, &out)
-			runtime.KeepAlive(c)
-			if err := takeError(e); err != nil {
-				return nil, err
-			}
-			return takeQueryResult(out), nil
-		})
+		r, err := c.query(ctx, ftToken, func() { <-c.polls })
+		return r, err
 	})
 }
 
-// waitInSlices runs wait (a blocking library wait of at most ms) slice after slice until it
-// gives a result or an error other than its own slice's time-out, or ctx is done. Slicing
-// lets a cancelled wait stop polling soon, however far its deadline.
-func waitInSlices(ctx context.Context, slice time.Duration,
-	wait func(ms C.uint32_t) (*QueryResult, error)) (*QueryResult, error) {
+// pollUntilFinal calls query until it gives a final status or a lasting error, or ctx is done,
+// sleeping between the calls.
+func pollUntilFinal(ctx context.Context, query func() (*QueryResult, error)) (*QueryResult, error) {
+	pause := firstPoll
+	lastQuery := false
 	for {
+		r, err := query()
+		switch {
+		case ctx.Err() != nil:
+			return nil, ctxError(ctx)
+		case err == nil && r.Status != StatusProcessing:
+			return r, nil
+		case err != nil && !transient(err):
+			return nil, err
+		}
+		this := pause
+		if dl, ok := ctx.Deadline(); ok {
+			left := time.Until(dl)
+			if left <= pause {
+				if lastQuery {
+					// Nothing more to ask: the wait ends at the deadline the caller set.
+					this = left
+				} else {
+					lastQuery = true
+					this = max(left-lastQueryReserve, 0)
+				}
+			}
+		}
+		if this > 0 {
+			timer := time.NewTimer(this)
+			select {
+			case <-ctx.Done():
+				timer.Stop()
+				return nil, ctxError(ctx)
+			case <-timer.C:
+			}
+		}
 		if ctx.Err() != nil {
 			return nil, ctxError(ctx)
 		}
-		this := slice
-		dl, hasDeadline := ctx.Deadline()
-		if hasDeadline {
-			left := time.Until(dl)
-			if left <= 0 {
-				return nil, deadlineError()
-			}
-			this = min(this, left)
-		}
-		r, err := wait(C.uint32_t((this + time.Millisecond - 1) / time.Millisecond))
-		if err == nil {
-			return r, nil
-		}
-		if fe, ok := err.(*Error); ok && fe.Kind == KindTimeout && fe.cause == nil {
-			if hasDeadline && !time.Now().Before(dl) {
-				return nil, deadlineError()
-			}
-			continue // this slice ended without a final status
-		}
-		return nil, err
+		pause = min(pause*2, maxPoll)
 	}
+}
+
+// transient reports whether a failed query may succeed when asked again: network errors,
+// time-outs (not those of the caller's context), HTTP 429 and 5xx.
+func transient(err error) bool {
+	fe, ok := err.(*Error)
+	if !ok {
+		return false
+	}
+	return fe.Kind == KindNetwork || (fe.Kind == KindTimeout && fe.cause == nil) ||
+		fe.HTTPStatus == 429 || (fe.HTTPStatus >= 500 && fe.HTTPStatus < 600)
 }
 
 // Confirm cross-checks a callback with the platform: it queries ftToken and compares the
@@ -448,18 +519,9 @@ func (c *Client) Confirm(ctx context.Context, cb *Callback, ftToken string) (boo
 	if err := checkToken(ftToken); err != nil {
 		return false, err
 	}
-	// The C side compares its own callback object: rebuild one from cb's fields.
-	body, err := jsonMarshal(cb)
+	ccb, err := callbackToC(cb)
 	if err != nil {
-		return false, newError(KindInvalidArgument, "the callback cannot be encoded: %v", err)
-	}
-	ccb, err := parseC(body)
-	if err != nil {
-		msg := err.Error()
-		if fe, ok := err.(*Error); ok {
-			msg = fe.Message
-		}
-		return false, newError(KindInvalidArgument, "the callback is not valid: %s", msg)
+		return false, err
 	}
 	cl, end, err := c.begin(ctx)
 	if err != nil {

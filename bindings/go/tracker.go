@@ -29,6 +29,7 @@ import (
 // A Tracker is safe for concurrent use. Close it when done.
 type Tracker struct {
 	handle[*C.fotp_tracker]
+	waits chan struct{} // a slot per Wait blocked in the library (maxTrackerWaits)
 }
 
 // TrackerVerifyRequest is what Tracker.Verify sends. The code is chosen by the tracker; the
@@ -86,7 +87,10 @@ func NewRedisTracker(url, ns string) (*Tracker, error) {
 }
 
 func newTracker(ptr *C.fotp_tracker) *Tracker {
-	t := &Tracker{handle[*C.fotp_tracker]{ptr: ptr, what: "tracker", free: freeTracker}}
+	t := &Tracker{
+		handle: handle[*C.fotp_tracker]{ptr: ptr, what: "tracker", free: freeTracker},
+		waits:  make(chan struct{}, maxTrackerWaits),
+	}
 	// Only a safety net for a forgotten Close: in-flight calls keep t reachable.
 	runtime.SetFinalizer(t, (*Tracker).Close)
 	return t
@@ -175,18 +179,9 @@ func (t *Tracker) Match(cb *Callback) (*Match, error) {
 	if cb == nil {
 		return nil, newError(KindInvalidArgument, "the callback is nil")
 	}
-	// The C side matches its own callback object: rebuild one from cb's fields.
-	body, err := jsonMarshal(cb)
+	ccb, err := callbackToC(cb)
 	if err != nil {
-		return nil, newError(KindInvalidArgument, "the callback cannot be encoded: %v", err)
-	}
-	ccb, err := parseC(body)
-	if err != nil {
-		msg := err.Error()
-		if fe, ok := err.(*Error); ok {
-			msg = fe.Message
-		}
-		return nil, newError(KindInvalidArgument, "the callback is not valid: %s", msg)
+		return nil, err
 	}
 	defer C.fotp_callback_free(ccb)
 	return t.matchC(ccb)
@@ -209,28 +204,125 @@ func (t *Tracker) matchC(ccb *C.fotp_callback) (*Match, error) {
 		return nil, nil
 	}
 	defer C.fotp_match_free(out)
+	return matchFromC(out), nil
+}
+
+// settleC settles a library callback object, which the caller keeps and frees: the outcome,
+// and for settleFirst and settleDuplicate the match, which the caller frees with
+// C.fotp_match_free. The C call is waited for even when ctx is cancelled meanwhile (the
+// cancel token ends it within about 100 ms): its settlement must not go unreported.
+func (t *Tracker) settleC(ctx context.Context, c *Client, ccb *C.fotp_callback) (C.fotp_settle_outcome, *C.fotp_match, error) {
+	if c == nil {
+		return 0, nil, newError(KindInvalidArgument, "the client is nil")
+	}
+	tp, err := t.acquire()
+	if err != nil {
+		return 0, nil, err
+	}
+	defer t.release()
+	cl, end, err := c.begin(ctx)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer end()
+	var outcome C.fotp_settle_outcome
+	var out *C.fotp_match
+	e := C.fotp_tracker_settle_outcome(tp, cl, ccb, &outcome, &out)
+	runtime.KeepAlive(t)
+	runtime.KeepAlive(c)
+	if err := takeError(e); err != nil {
+		return 0, nil, timeoutFromCtx(ctx, err)
+	}
+	return outcome, out, nil
+}
+
+// unsettleC undoes the first settlement m, so that the next delivery is the first again.
+func (t *Tracker) unsettleC(m *C.fotp_match) error {
+	tp, err := t.acquire()
+	if err != nil {
+		return err
+	}
+	defer t.release()
+	e := C.fotp_tracker_unsettle(tp, m)
+	runtime.KeepAlive(t)
+	return takeError(e)
+}
+
+func matchFromC(m *C.fotp_match) *Match {
 	return &Match{
-		FtToken:   goString(C.fotp_match_ft_token(out)),
-		Duplicate: bool(C.fotp_match_is_duplicate(out)),
-	}, nil
+		FtToken:   goString(C.fotp_match_ft_token(m)),
+		Duplicate: bool(C.fotp_match_is_duplicate(m)),
+	}
 }
 
-// trackerWaitSlice bounds one fotp_tracker_wait call inside Tracker.Wait. It must exceed the
-// tracker's 2 s query interval, or a slice would end before its first query.
-func (c *Client) trackerWaitSlice() time.Duration {
-	return min(max(c.timeout, 5*time.Second), maxLimit)
+// Settle is the safe way to act on a callback: it finds the live verification holding the
+// callback's code, has the platform confirm the callback with one query through c (status
+// success, the same code, the same mobile) and settles it, atomically among all processes
+// sharing the store. It returns nil, nil when no live verification holds the code or the
+// platform does not confirm the callback: nothing is consumed then, so a forged callback
+// never hides the genuine one. Otherwise Duplicate is true when the verification was settled
+// before (in any process sharing the store): exactly one genuine delivery per verification
+// is the first. Settling wakes Wait for the token in every process.
+//
+// A failed query or store is an error and consumes nothing (answer the platform with an
+// error so that it delivers again). When ctx is cancelled during the call, Settle undoes a
+// first settlement it made and returns the context's error, so nothing is lost.
+// TrackedCallbackHandler does all this for an http.Handler, and undoes the settlement when
+// your function fails.
+func (t *Tracker) Settle(ctx context.Context, c *Client, cb *Callback) (*Match, error) {
+	if cb == nil {
+		return nil, newError(KindInvalidArgument, "the callback is nil")
+	}
+	if ctx == nil {
+		return nil, newError(KindInvalidArgument, "the context is nil")
+	}
+	if _, err := t.acquire(); err != nil {
+		return nil, err
+	}
+	t.release()
+	ccb, err := callbackToC(cb)
+	if err != nil {
+		return nil, err
+	}
+	defer C.fotp_callback_free(ccb)
+	outcome, cm, err := t.settleC(ctx, c, ccb)
+	if err != nil {
+		return nil, err
+	}
+	if cm == nil {
+		return nil, nil
+	}
+	defer C.fotp_match_free(cm)
+	if ctx.Err() != nil {
+		if outcome == C.FOTP_SETTLE_FIRST {
+			if err := t.unsettleC(cm); err != nil {
+				return nil, err
+			}
+		}
+		return nil, ctxError(ctx)
+	}
+	return matchFromC(cm), nil
 }
 
-// Wait returns the platform's result for ftToken as soon as a callback for it was matched
-// (in any process sharing the store) and the platform's query confirms a final status, or
-// when one of the queries the tracker makes every 2 s reports a final status. The result
-// always comes from the platform, so a forged callback cannot make it report success.
+// maxTrackerWaits bounds the Waits of one Tracker that block in the library at once (each
+// holds an OS thread there); the others poll the platform from Go until a slot frees.
+const maxTrackerWaits = 32
+
+// Wait returns the platform's result for ftToken as soon as a callback for it was settled or
+// matched (in any process sharing the store) and the platform's query confirms a final
+// status, or when one of the queries the tracker makes every 2 s reports a final status. The
+// result always comes from the platform, so a forged callback cannot make it report success.
 //
 // Context semantics are those of Client.Wait: without a deadline it waits until ctx is
 // cancelled; a deadline gives a KindTimeout error that also wraps context.DeadlineExceeded;
-// cancellation returns ctx.Err() at once. It waits in slices of max(Config.Timeout, 5 s),
-// which bound the work left behind by a cancelled Wait. Transient query failures do not end
-// the wait; a store failure is a KindNetwork error.
+// cancellation returns ctx.Err() at once and the library call ends within about 100 ms.
+// Transient query failures do not end the wait, and neither does a store failure (the wait
+// goes on by polling the platform).
+//
+// Up to 32 Waits of a Tracker block in the library at once, each on an OS thread, and return
+// the moment their callback is settled; further concurrent Waits poll the platform from Go
+// (like Client.Wait, holding no thread between polls) until one of those slots frees, so any
+// number of Waits use a bounded number of threads.
 func (t *Tracker) Wait(ctx context.Context, c *Client, ftToken string) (*QueryResult, error) {
 	if err := checkToken(ftToken); err != nil {
 		return nil, err
@@ -241,29 +333,66 @@ func (t *Tracker) Wait(ctx context.Context, c *Client, ftToken string) (*QueryRe
 	if c == nil {
 		return nil, newError(KindInvalidArgument, "the client is nil")
 	}
-	return waitInSlices(ctx, c.trackerWaitSlice(), func(ms C.uint32_t) (*QueryResult, error) {
-		tp, err := t.acquire()
-		if err != nil {
-			return nil, err
+	if _, err := t.acquire(); err != nil {
+		return nil, err
+	}
+	t.release()
+	return pollUntilFinal(ctx, func() (*QueryResult, error) {
+		select {
+		case t.waits <- struct{}{}:
+			return t.waitC(ctx, c, ftToken)
+		default:
 		}
-		cl, err := c.acquire()
-		if err != nil {
-			t.release()
-			return nil, err
+		select {
+		case c.polls <- struct{}{}:
+		case <-ctx.Done():
+			return nil, ctxError(ctx)
 		}
-		return run(ctx, func() (*QueryResult, error) {
-			defer t.release()
-			defer c.release()
-			tok := C.CString(ftToken)
-			defer C.free(unsafe.Pointer(tok))
+		return c.query(ctx, ftToken, func() { <-c.polls })
+	})
+}
+
+// waitC runs fotp_tracker_wait until a final status, an error, or ctx is done, and frees the
+// slot it holds in t.waits when the library call has returned.
+func (t *Tracker) waitC(ctx context.Context, c *Client, ftToken string) (*QueryResult, error) {
+	free := func() { <-t.waits }
+	tp, err := t.acquire()
+	if err != nil {
+		free()
+		return nil, err
+	}
+	cl, end, err := c.begin(ctx)
+	if err != nil {
+		t.release()
+		free()
+		return nil, err
+	}
+	r, err := run(ctx, func() (*QueryResult, error) {
+		defer free()
+		defer t.release()
+		defer end()
+		tok := C.CString(ftToken)
+		defer C.free(unsafe.Pointer(tok))
+		for {
+			// The derived client ends the call at ctx's deadline; without one, the longest
+			// limit the C API takes, again and again.
+			limit := maxLimit
+			if dl, ok := ctx.Deadline(); ok {
+				limit = max(time.Until(dl), time.Millisecond)
+			}
 			var out *C.fotp_query_result
-			e := C.fotp_tracker_wait(tp, cl, tok, ms, &out)
+			e := C.fotp_tracker_wait(tp, cl, tok, millis(limit), &out)
 			runtime.KeepAlive(t)
 			runtime.KeepAlive(c)
-			if err := takeError(e); err != nil {
-				return nil, err
+			err := takeError(e)
+			if err == nil {
+				return takeQueryResult(out), nil
 			}
-			return takeQueryResult(out), nil
-		})
+			if fe, ok := err.(*Error); ok && fe.Kind == KindTimeout && limit == maxLimit && ctx.Err() == nil {
+				continue
+			}
+			return nil, err
+		}
 	})
+	return r, timeoutFromCtx(ctx, err)
 }

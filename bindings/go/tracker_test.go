@@ -17,6 +17,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -135,15 +136,60 @@ type delivery struct {
 	m  *Match
 }
 
-// trackedReceiver makes tr's TrackedCallbackHandler the receiver of the trackedFtID
-// template's callbacks and returns the channel of its calls.
-func trackedReceiver(t *testing.T, tr *Tracker) <-chan delivery {
+// trackedReceiver makes the TrackedCallbackHandler of tr and c the receiver of the
+// trackedFtID template's callbacks and returns the channel of its function's calls.
+func trackedReceiver(t *testing.T, tr *Tracker, c *Client) <-chan delivery {
 	got := make(chan delivery, 32)
-	setCallbackHandler(t, TrackedCallbackHandler(tr, func(ctx context.Context, cb *Callback, m *Match) error {
+	setCallbackHandler(t, TrackedCallbackHandler(tr, c, func(ctx context.Context, cb *Callback, m *Match) error {
 		got <- delivery{cb, m}
 		return nil
 	}))
 	return got
+}
+
+// acceptedDeliveries is the number of the sandbox's deliveries of ftToken's callback that
+// the receiver acknowledged.
+func acceptedDeliveries(t testing.TB, ftToken string) int {
+	t.Helper()
+	resp, err := http.Get(sb.baseURL + "/sandbox/sessions")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var list struct {
+		Sessions []struct {
+			FtToken   string `json:"ftToken"`
+			Callbacks []struct {
+				Accepted bool `json:"accepted"`
+			} `json:"callbacks"`
+		} `json:"sessions"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&list); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, s := range list.Sessions {
+		if s.FtToken == ftToken {
+			for _, a := range s.Callbacks {
+				if a.Accepted {
+					n++
+				}
+			}
+		}
+	}
+	return n
+}
+
+// awaitAccepted waits until n deliveries of ftToken's callback were acknowledged.
+func awaitAccepted(ctx context.Context, t testing.TB, ftToken string, n int) {
+	t.Helper()
+	for acceptedDeliveries(t, ftToken) < n {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%d of %d deliveries acknowledged before the deadline", acceptedDeliveries(t, ftToken), n)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 var codeRe = map[int]*regexp.Regexp{
@@ -153,13 +199,14 @@ var codeRe = map[int]*regexp.Regexp{
 }
 
 // pushEndToEnd runs one push-mode verification: verify through starter, the user's SMS
-// delivered three times, each delivery matched by the handler of matcher, and waiter's Wait
-// returning the platform's result. Exactly one delivery may be a first one.
-func pushEndToEnd(t *testing.T, starter, matcher, waiter *Tracker, mobile string) {
+// delivered three times to the receiver of settler, and waiter's Wait returning the
+// platform's result. The receiver's function runs once, for the first delivery; the other
+// two are acknowledged without it.
+func pushEndToEnd(t *testing.T, starter, settler, waiter *Tracker, mobile string) {
 	t.Helper()
 	c := newSandboxClient(t)
 	ctx := ctxTimeout(t, 30*time.Second)
-	got := trackedReceiver(t, matcher)
+	got := trackedReceiver(t, settler, c)
 
 	v, err := starter.Verify(ctx, c, TrackerVerifyRequest{FtID: sb.trackedFtID, CodeLength: 6, ValidityMinutes: 2})
 	if err != nil {
@@ -177,25 +224,22 @@ func pushEndToEnd(t *testing.T, starter, matcher, waiter *Tracker, mobile string
 
 	uplink(t, map[string]any{"ftToken": v.FtToken, "mobile": mobile,
 		"content": "code " + v.Code, "deliveries": 3})
-	first := 0
-	for i := 0; i < 3; i++ {
-		select {
-		case d := <-got:
-			if d.m == nil || d.m.FtToken != v.FtToken {
-				t.Fatalf("delivery %d matched %+v, want token %s", i, d.m, v.FtToken)
-			}
-			if d.cb.Code != v.Code || d.cb.Mobile != mobile {
-				t.Fatalf("delivery %d: callback %+v", i, d.cb)
-			}
-			if !d.m.Duplicate {
-				first++
-			}
-		case <-ctx.Done():
-			t.Fatalf("got %d of 3 deliveries before the deadline", i)
+	select {
+	case d := <-got:
+		if d.m == nil || d.m.FtToken != v.FtToken || d.m.Duplicate {
+			t.Fatalf("first delivery settled as %+v, want token %s", d.m, v.FtToken)
 		}
+		if d.cb.Code != v.Code || d.cb.Mobile != mobile {
+			t.Fatalf("first delivery: callback %+v", d.cb)
+		}
+	case <-ctx.Done():
+		t.Fatal("the receiver's function was not called before the deadline")
 	}
-	if first != 1 {
-		t.Fatalf("%d of 3 deliveries were reported as first ones, want exactly 1", first)
+	awaitAccepted(ctx, t, v.FtToken, 3)
+	select {
+	case d := <-got:
+		t.Fatalf("the function ran again for a repeated delivery: %+v", d.m)
+	default:
 	}
 	res := <-waited
 	if res.err != nil {
@@ -204,10 +248,13 @@ func pushEndToEnd(t *testing.T, starter, matcher, waiter *Tracker, mobile string
 	if res.r.Status != StatusSuccess || res.r.Mobile != mobile || res.r.Code != v.Code {
 		t.Fatalf("Wait: %+v", res.r)
 	}
-	// After the deliveries, matching the same callback again is still a duplicate.
-	m, err := matcher.Match(&Callback{Mobile: mobile, Sender: "1", SendTime: "t", Code: v.Code})
-	if err != nil || m == nil || !m.Duplicate || m.FtToken != v.FtToken {
-		t.Fatalf("Match after the deliveries: %+v, %v", m, err)
+	// Settling the same callback again is a duplicate, in any tracker sharing the store.
+	cb := &Callback{Mobile: mobile, Sender: "1", SendTime: "t", Code: v.Code}
+	for _, tr := range []*Tracker{settler, starter} {
+		m, err := tr.Settle(ctx, c, cb)
+		if err != nil || m == nil || !m.Duplicate || m.FtToken != v.FtToken {
+			t.Fatalf("Settle after the deliveries: %+v, %v", m, err)
+		}
 	}
 }
 
@@ -229,7 +276,7 @@ func TestTrackerRedisSharedBetweenTrackers(t *testing.T) {
 	b := newRedisTracker(t, r.url, "shared")
 	pushEndToEnd(t, a, b, a, "8613800000103")
 
-	// Another namespace on the same server shares nothing.
+	// Another namespace on the same server shares nothing (Match has records of its own).
 	c := newSandboxClient(t)
 	ctx := ctxTimeout(t, 10*time.Second)
 	v, err := a.Verify(ctx, c, TrackerVerifyRequest{FtID: "2"})
@@ -334,7 +381,7 @@ func TestNewRedisTrackerErrors(t *testing.T) {
 	}
 }
 
-func TestTrackerRedisDownIsANetworkError(t *testing.T) {
+func TestTrackerRedisDown(t *testing.T) {
 	r := startRedis(t)
 	tr := newRedisTracker(t, r.url, "down")
 	c := newSandboxClient(t)
@@ -348,17 +395,24 @@ func TestTrackerRedisDownIsANetworkError(t *testing.T) {
 	wantKind(t, err, KindNetwork, ErrNetwork)
 	_, err = tr.Match(&Callback{Mobile: "1", Sender: "2", SendTime: "t", Code: v.Code})
 	wantKind(t, err, KindNetwork, ErrNetwork)
-	_, err = tr.Wait(ctx, c, v.FtToken)
+	_, err = tr.Settle(ctx, c, &Callback{Mobile: "1", Sender: "2", SendTime: "t", Code: v.Code})
 	wantKind(t, err, KindNetwork, ErrNetwork)
 
-	// The tracked handler answers 500 so that the platform delivers the callback again.
+	// The receiver answers 503 (nothing consumed) so that the platform delivers again.
 	called := false
-	h := TrackedCallbackHandler(tr, func(context.Context, *Callback, *Match) error { called = true; return nil })
+	h := TrackedCallbackHandler(tr, c, func(context.Context, *Callback, *Match) error { called = true; return nil })
 	rec := httptest.NewRecorder()
-	body := `{"mobile":"1","sender":"2","sendTime":"t","code":"` + v.Code + `"}`
+	body := `{"mobile":"8613800000109","sender":"2","sendTime":"t","code":"` + v.Code + `"}`
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/cb", strings.NewReader(body)))
-	if rec.Code != 500 || called {
+	if rec.Code != 503 || called {
 		t.Fatalf("store down: %d, handler called %v", rec.Code, called)
+	}
+
+	// Wait goes on by polling the platform.
+	uplink(t, map[string]any{"ftToken": v.FtToken, "mobile": "8613800000109", "content": v.Code})
+	res, err := tr.Wait(ctx, c, v.FtToken)
+	if err != nil || res.Status != StatusSuccess {
+		t.Fatalf("Wait with the store down: %+v, %v", res, err)
 	}
 }
 
@@ -427,103 +481,274 @@ func TestTrackerRedisExhaustedAcrossTrackers(t *testing.T) {
 	exhaust(t, newSandboxClient(t), newRedisTracker(t, r.url, "ex"), newRedisTracker(t, r.url, "ex"))
 }
 
+// receiverPost posts body to h and returns the status and answer.
+func receiverPost(h http.Handler, body string) (int, string) {
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/cb", strings.NewReader(body)))
+	return rec.Code, rec.Body.String()
+}
+
+func callbackBody(mobile, code string) string {
+	return `{"mobile":"` + mobile + `","sender":"1008611","sendTime":"2025-05-15 11:23:34","code":"` + code + `"}`
+}
+
+// TestTrackedCallbackHandler checks each answer of CONTRACT section 8's receiver list.
 func TestTrackedCallbackHandler(t *testing.T) {
 	tr := newMemoryTracker(t)
 	c := newSandboxClient(t)
-	ctx := ctxTimeout(t, 10*time.Second)
+	ctx := ctxTimeout(t, 20*time.Second)
 	v, err := tr.Verify(ctx, c, TrackerVerifyRequest{FtID: "2", CodeLength: 5})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var got []delivery
 	var fail error
-	h := TrackedCallbackHandler(tr, func(ctx context.Context, cb *Callback, m *Match) error {
+	h := TrackedCallbackHandler(tr, c, func(ctx context.Context, cb *Callback, m *Match) error {
 		if ctx == nil {
 			return errors.New("no context")
 		}
 		got = append(got, delivery{cb, m})
 		return fail
 	})
-	srv := httptest.NewServer(h)
-	defer srv.Close()
-	post := func(body string) (int, string) {
-		t.Helper()
-		resp, err := http.Post(srv.URL, "application/json", strings.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		return resp.StatusCode, string(b)
-	}
+	const mobile = "8613800000105"
 	// The code as the platform may send it: an integer.
-	body := `{"mobile":8613800000105,"sender":"1008611","sendTime":"2025-05-15 11:23:34","code":` + v.Code + `}`
+	genuine := `{"mobile":8613800000105,"sender":"1008611","sendTime":"2025-05-15 11:23:34","code":` + v.Code + `}`
 
-	// A failing function: 500, and the platform's next delivery is a duplicate.
+	// Before the user's SMS the platform confirms nothing: 503, nothing consumed.
+	if status, _ := receiverPost(h, genuine); status != 503 || len(got) != 0 {
+		t.Fatalf("unconfirmed: %d, %d calls", status, len(got))
+	}
+	uplink(t, map[string]any{"ftToken": v.FtToken, "mobile": mobile, "content": v.Code})
+	// A forged callback (another mobile) is not confirmed either: 503.
+	if status, _ := receiverPost(h, callbackBody("8613900000000", v.Code)); status != 503 || len(got) != 0 {
+		t.Fatalf("forged: %d, %d calls", status, len(got))
+	}
+
+	// A failing function: the settlement is undone and the answer is 500 (no details) ...
 	fail = errors.New("secret database password in this error")
-	if status, answer := post(body); status != 500 || strings.Contains(answer, "password") {
-		t.Fatalf("handler error: %d %q", status, answer)
+	if status, answer := receiverPost(h, genuine); status != 500 || strings.Contains(answer, "password") {
+		t.Fatalf("function error: %d %q", status, answer)
 	}
+	// ... and a panicking one too (net/http recovers the panic; the settlement is undone).
+	panicking := TrackedCallbackHandler(tr, c, func(context.Context, *Callback, *Match) error { panic("boom") })
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Fatal("the panic did not reach net/http")
+			}
+		}()
+		receiverPost(panicking, genuine)
+	}()
+	// So the next delivery is the first again.
 	fail = nil
-	if status, answer := post(body); status != 200 || answer != CallbackAck {
-		t.Fatalf("second delivery: %d %q", status, answer)
+	if status, answer := receiverPost(h, genuine); status != 200 || answer != CallbackAck {
+		t.Fatalf("next delivery: %d %q", status, answer)
 	}
-	if len(got) != 2 || got[0].m == nil || got[0].m.Duplicate || got[0].m.FtToken != v.FtToken ||
-		got[1].m == nil || !got[1].m.Duplicate || got[1].m.FtToken != v.FtToken ||
-		got[1].cb.Code != v.Code || got[1].cb.Mobile != "8613800000105" {
+	if len(got) != 2 || got[1].m == nil || got[1].m.Duplicate || got[1].m.FtToken != v.FtToken ||
+		got[1].cb.Code != v.Code || got[1].cb.Mobile != mobile {
 		t.Fatalf("deliveries %+v", got)
 	}
+	// A repeated delivery: the ack, without the function.
+	if status, answer := receiverPost(h, genuine); status != 200 || answer != CallbackAck || len(got) != 2 {
+		t.Fatalf("duplicate: %d %q, %d calls", status, answer, len(got))
+	}
 
-	// A code no live verification holds: m is nil.
+	// A code no live verification holds: the function with a nil match, then the ack; an
+	// error from it answers 500.
 	other := "10000"
 	if v.Code == other {
 		other = "10001"
 	}
-	if status, _ := post(`{"mobile":"1","sender":"2","sendTime":"t","code":"` + other + `"}`); status != 200 ||
+	if status, answer := receiverPost(h, callbackBody("1", other)); status != 200 || answer != CallbackAck ||
 		len(got) != 3 || got[2].m != nil {
 		t.Fatalf("unknown code: %d %+v", status, got)
 	}
+	fail = errors.New("down")
+	if status, _ := receiverPost(h, callbackBody("1", other)); status != 500 {
+		t.Fatalf("unknown code, failing function: %d", status)
+	}
+	fail = nil
 
 	// Refused requests never reach the function.
-	if status, answer := post(`{"mobile":"1","sender":"2","sendTime":"t"}`); status != 400 || !strings.Contains(answer, "code") {
+	n := len(got)
+	if status, answer := receiverPost(h, `{"mobile":"1","sender":"2","sendTime":"t"}`); status != 400 || !strings.Contains(answer, "code") {
 		t.Fatalf("missing field: %d %q", status, answer)
 	}
-	resp, err := http.Get(srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusMethodNotAllowed || len(got) != 3 {
-		t.Fatalf("GET: %d, %d calls", resp.StatusCode, len(got))
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/cb", nil))
+	if rec.Code != http.StatusMethodNotAllowed || rec.Header().Get("Allow") != "POST" || len(got) != n {
+		t.Fatalf("GET: %d, %d calls", rec.Code, len(got))
 	}
 
-	// A nil function: match and acknowledge; the match wakes Wait.
+	// A nil function: settle and acknowledge; settling wakes Wait.
 	v2, err := tr.Verify(ctx, c, TrackerVerifyRequest{FtID: "2", CodeLength: 5})
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := httptest.NewRecorder()
-	TrackedCallbackHandler(tr, nil).ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/",
-		strings.NewReader(`{"mobile":"1","sender":"2","sendTime":"t","code":"`+v2.Code+`"}`)))
-	if rec.Code != 200 || rec.Body.String() != CallbackAck {
-		t.Fatalf("nil function: %d %q", rec.Code, rec.Body.String())
+	uplink(t, map[string]any{"ftToken": v2.FtToken, "mobile": mobile, "content": v2.Code})
+	if status, answer := receiverPost(TrackedCallbackHandler(tr, c, nil), callbackBody(mobile, v2.Code)); status != 200 || answer != CallbackAck {
+		t.Fatalf("nil function: %d %q", status, answer)
 	}
-	if m, err := tr.Match(&Callback{Mobile: "1", Sender: "2", SendTime: "t", Code: v2.Code}); err != nil || m == nil || !m.Duplicate {
-		t.Fatalf("after the nil function's match: %+v, %v", m, err)
+	if m, err := tr.Settle(ctx, c, &Callback{Mobile: mobile, Sender: "2", SendTime: "t", Code: v2.Code}); err != nil || m == nil || !m.Duplicate {
+		t.Fatalf("after the nil function's settlement: %+v, %v", m, err)
 	}
 
-	// A closed tracker cannot match: 500, so that the platform tries again later.
+	// Settling fails (closed tracker, closed client): 503, nothing consumed.
 	closed := newMemoryTracker(t)
 	_ = closed.Close()
-	rec = httptest.NewRecorder()
-	TrackedCallbackHandler(closed, nil).ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/", strings.NewReader(body)))
-	if rec.Code != 500 {
-		t.Fatalf("closed tracker: %d", rec.Code)
+	if status, _ := receiverPost(TrackedCallbackHandler(closed, c, nil), genuine); status != 503 {
+		t.Fatalf("closed tracker: %d", status)
 	}
-	rec = httptest.NewRecorder()
-	TrackedCallbackHandler(nil, nil).ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/", strings.NewReader(body)))
-	if rec.Code != 500 || !strings.Contains(rec.Body.String(), "no tracker") {
-		t.Fatalf("nil tracker: %d %q", rec.Code, rec.Body.String())
+	closedClient, err := NewClient(sandboxConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = closedClient.Close()
+	if status, _ := receiverPost(TrackedCallbackHandler(tr, closedClient, nil), genuine); status != 503 {
+		t.Fatalf("closed client: %d", status)
+	}
+	// Configuration mistakes: 500 that says so.
+	if status, answer := receiverPost(TrackedCallbackHandler(nil, c, nil), genuine); status != 500 || !strings.Contains(answer, "no tracker") {
+		t.Fatalf("nil tracker: %d %q", status, answer)
+	}
+	if status, answer := receiverPost(TrackedCallbackHandler(tr, nil, nil), genuine); status != 500 || !strings.Contains(answer, "no client") {
+		t.Fatalf("nil client: %d %q", status, answer)
+	}
+}
+
+// TestTrackedCallbackHandlerOneRunAtATime: concurrent deliveries of one callback never run the
+// function at the same time; it fails twice, and the third run succeeds, exactly once.
+func TestTrackedCallbackHandlerOneRunAtATime(t *testing.T) {
+	t.Run("memory", func(t *testing.T) { tr := newMemoryTracker(t); oneRunAtATime(t, tr, tr) })
+	t.Run("redis", func(t *testing.T) {
+		url := startRedis(t).url
+		oneRunAtATime(t, newRedisTracker(t, url, "one"), newRedisTracker(t, url, "one"))
+	})
+}
+
+// oneRunAtATime: a and b are two receivers' trackers (with Redis: two app instances).
+func oneRunAtATime(t *testing.T, a, b *Tracker) {
+	c := newSandboxClient(t)
+	ctx := ctxTimeout(t, 60*time.Second)
+	v, err := a.Verify(ctx, c, TrackerVerifyRequest{FtID: "2", CodeLength: 6})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const mobile = "8613800000110"
+	uplink(t, map[string]any{"ftToken": v.FtToken, "mobile": mobile, "content": v.Code})
+	var running, most, runs, successes atomic.Int64
+	fn := func(ctx context.Context, cb *Callback, m *Match) error {
+		now := running.Add(1)
+		defer running.Add(-1)
+		for {
+			old := most.Load()
+			if now <= old || most.CompareAndSwap(old, now) {
+				break
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+		if runs.Add(1) <= 2 {
+			return errors.New("not yet")
+		}
+		successes.Add(1)
+		return nil
+	}
+	handlers := []http.Handler{TrackedCallbackHandler(a, c, fn), TrackedCallbackHandler(b, c, fn)}
+	body := callbackBody(mobile, v.Code)
+	for round := 0; successes.Load() == 0; round++ {
+		if ctx.Err() != nil {
+			t.Fatalf("no successful run after %d rounds", round)
+		}
+		var wg sync.WaitGroup
+		for i := 0; i < 8; i++ {
+			wg.Add(1)
+			go func(i int) {
+				defer wg.Done()
+				status, _ := receiverPost(handlers[i%2], body)
+				if status != 200 && status != 500 {
+					t.Errorf("delivery answered %d", status)
+				}
+			}(i)
+		}
+		wg.Wait()
+	}
+	// Later deliveries are acknowledged without the function.
+	for i := 0; i < 4; i++ {
+		if status, _ := receiverPost(handlers[i%2], body); status != 200 {
+			t.Fatalf("delivery after the success: %d", status)
+		}
+	}
+	if most.Load() != 1 || successes.Load() != 1 || runs.Load() != 3 {
+		t.Fatalf("at most %d runs at once, %d runs, %d successes; want 1, 3, 1", most.Load(), runs.Load(), successes.Load())
+	}
+}
+
+// TestForgedCallbacksNeverHideTheGenuineOne posts a forged callback for every 4-digit code
+// while verifications are live, then the sandbox delivers the genuine ones 3 times each:
+// each is settled exactly once (the function runs once per verification, with the genuine
+// callback). With Redis the forgeries and the genuine deliveries reach two trackers sharing
+// the store.
+func TestForgedCallbacksNeverHideTheGenuineOne(t *testing.T) {
+	t.Run("memory", func(t *testing.T) { tr := newMemoryTracker(t); forgedThenGenuine(t, tr, tr) })
+	t.Run("redis", func(t *testing.T) {
+		url := startRedis(t).url
+		forgedThenGenuine(t, newRedisTracker(t, url, "forged"), newRedisTracker(t, url, "forged"))
+	})
+}
+
+func forgedThenGenuine(t *testing.T, a, b *Tracker) {
+	c := newSandboxClient(t)
+	ctx := ctxTimeout(t, 120*time.Second)
+	const live = 5
+	tokens := map[string]string{} // code -> token
+	for i := 0; i < live; i++ {
+		v, err := a.Verify(ctx, c, TrackerVerifyRequest{FtID: sb.trackedFtID, CodeLength: 4, ValidityMinutes: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tokens[v.Code] = v.FtToken
+	}
+	var mu sync.Mutex
+	firsts := map[string]int{} // token -> runs with a match
+	fn := func(ctx context.Context, cb *Callback, m *Match) error {
+		if m != nil {
+			mu.Lock()
+			firsts[m.FtToken]++
+			mu.Unlock()
+		}
+		return nil
+	}
+	// The forgeries, split between both receivers: every code, a mobile of the attacker's.
+	forger := []http.Handler{TrackedCallbackHandler(a, c, fn), TrackedCallbackHandler(b, c, fn)}
+	unconfirmed := 0
+	for code := 1000; code <= 9999; code++ {
+		status, _ := receiverPost(forger[code%2], callbackBody("8613900000000", fmt.Sprint(code)))
+		switch {
+		case status == 503:
+			unconfirmed++
+		case status != 200:
+			t.Fatalf("forged code %d: %d", code, status)
+		}
+	}
+	if unconfirmed != live || len(firsts) != 0 {
+		t.Fatalf("forgeries: %d unconfirmed (want %d), function ran with a match %v", unconfirmed, live, firsts)
+	}
+	// The genuine deliveries, 3 per verification, through b's receiver.
+	setCallbackHandler(t, TrackedCallbackHandler(b, c, fn))
+	i := 0
+	for code, tok := range tokens {
+		uplink(t, map[string]any{"ftToken": tok, "mobile": fmt.Sprintf("86138000003%02d", i), "content": code, "deliveries": 3})
+		i++
+	}
+	for _, tok := range tokens {
+		awaitAccepted(ctx, t, tok, 3)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, tok := range tokens {
+		if firsts[tok] != 1 {
+			t.Errorf("verification %s settled %d times, want exactly once", tok, firsts[tok])
+		}
 	}
 }
 

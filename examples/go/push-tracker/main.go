@@ -1,5 +1,6 @@
-// Command push-tracker verifies phone numbers in push mode with a fotp.Tracker, which matches
-// each callback to its verification and tells repeated deliveries apart.
+// Command push-tracker verifies phone numbers in push mode with a fotp.Tracker: its receiver
+// settles each callback (matches it to its verification and has the platform confirm it), so
+// the app acts once per verification, never on a forged or repeated delivery.
 //
 //	GET  /start?ftId=2          starts a verification; answers {"url", "ftToken"} (JSON)
 //	GET  /result?ftToken=TOKEN  waits (up to 60 s) for the result; answers {"status", "mobile"}
@@ -61,17 +62,17 @@ func (s *server) result(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, map[string]string{"status": res.Status.String(), "mobile": res.Mobile})
 }
 
-// callback only records the delivery: matching it (done by the handler) already woke the
-// /result waiting for its token, in whichever instance that runs.
+// callback runs once per verification, for the first genuine delivery: the receiver has
+// settled it (the platform confirmed it with a query), so acting on it is safe. Repeated and
+// forged deliveries never get here; if this returns an error, the settlement is undone and
+// the platform's next delivery comes here again. Settling already woke the /result waiting
+// for the token, in whichever instance that runs.
 func (s *server) callback(ctx context.Context, cb *fotp.Callback, m *fotp.Match) error {
-	switch {
-	case m == nil:
+	if m == nil {
 		log.Printf("callback with a code no verification in progress holds: ignored")
-	case m.Duplicate:
-		log.Printf("callback for %s: repeated delivery", m.FtToken)
-	default:
-		log.Printf("callback for %s: first delivery (mobile %s)", m.FtToken, cb.Mobile)
+		return nil
 	}
+	log.Printf("callback for %s: settled (mobile %s)", m.FtToken, cb.Mobile)
 	return nil
 }
 
@@ -119,7 +120,7 @@ func main() {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /start", s.start)
 	mux.HandleFunc("GET /result", s.result)
-	mux.Handle("/fotp/callback", fotp.TrackedCallbackHandler(tracker, s.callback))
+	mux.Handle("/fotp/callback", fotp.TrackedCallbackHandler(tracker, client, s.callback))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

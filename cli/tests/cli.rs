@@ -331,6 +331,11 @@ fn usage_errors_and_help() {
         "--sender",
         "--app-id",
         "--app-secret",
+        "--app-secret-file",
+        "--public-host",
+        "--public-url",
+        "--control-token-file",
+        "--max-nonces",
     ] {
         assert!(help.contains(flag), "{flag} in sandbox --help");
     }

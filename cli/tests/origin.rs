@@ -373,6 +373,14 @@ fn the_control_token_guards_the_control_paths() {
         );
         assert_eq!(status, 200, "{method} {path}: {text}");
     }
+    let (status, _, _) = raw_http(
+        addr(&env),
+        "GET",
+        "/sandbox/sessions",
+        &[("Host", &h), ("Authorization", "bearer  ctl-7f3a9")],
+        "",
+    );
+    assert_eq!(status, 200, "the scheme name is case-insensitive");
     // The dashboard in a browser: the token in its URL.
     let (status, _, text) = raw_http(
         addr(&env),

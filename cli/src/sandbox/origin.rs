@@ -114,8 +114,10 @@ impl Policy {
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
+            // The scheme name is case-insensitive (RFC 9110).
+            .and_then(|v| v.trim().split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim());
         if let Some(got) = from_header {
             return fotp::sign::constant_time_eq(got.as_bytes(), want);
         }

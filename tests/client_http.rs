@@ -717,6 +717,21 @@ fn cancelled_verify_is_never_sent() {
     assert_eq!(e.kind(), ErrorKind::Timeout);
     assert!(e.message().contains("cancelled"), "{e}");
     assert!(watched.query(TOKEN).is_err());
+    // Derived clients keep both the token and the call bound, in either order.
+    let both = watched.with_timeout(Duration::from_secs(5));
+    assert!(both.cancelled());
+    assert!(both.verify(&VerifyRequest::new("2")).is_err());
+    let both = client
+        .with_timeout(Duration::from_secs(5))
+        .with_cancel(&token);
+    assert_eq!(both.call_timeout(), Some(Duration::from_secs(5)));
+    let deadline = both.call_deadline().unwrap();
+    assert!(deadline > Instant::now() + Duration::from_secs(4));
+    assert!(both
+        .query(TOKEN)
+        .unwrap_err()
+        .message()
+        .contains("cancelled"));
     assert_eq!(server.count(), 0);
 
     // Cancelled during the back-off after a refused connection: no later attempt is made.

@@ -295,11 +295,13 @@ impl TrackerCase {
         let mut callback = fotp::parse_callback(CALLBACK).map_err(|e| e.to_string())?;
         callback.code = r.code().to_owned();
         // settle's query gets the seed's answer: bind its code to its token.
-        let seed: serde_json::Value =
-            serde_json::from_slice(QUERY).map_err(|e| e.to_string())?;
+        let seed: serde_json::Value = serde_json::from_slice(QUERY).map_err(|e| e.to_string())?;
         let mut confirmed = callback.clone();
         confirmed.code = seed["data"]["code"].as_str().ok_or("seed code")?.to_owned();
-        confirmed.mobile = seed["data"]["mobile"].as_str().ok_or("seed mobile")?.to_owned();
+        confirmed.mobile = seed["data"]["mobile"]
+            .as_str()
+            .ok_or("seed mobile")?
+            .to_owned();
         let store = tracker.store();
         let ticket = "fotp-bench-settle";
         let ttl = std::time::Duration::from_secs(3600);
@@ -310,7 +312,10 @@ impl TrackerCase {
             .map_err(|e| e.to_string())?;
         // Another runner of this run may have bound it already (Redis): either way, bound.
         check(
-            store.lookup(&confirmed.code).map_err(|e| e.to_string())?.as_deref()
+            store
+                .lookup(&confirmed.code)
+                .map_err(|e| e.to_string())?
+                .as_deref()
                 == Some(QUERY_TOKEN),
             "settle code bound",
         )?;

@@ -90,7 +90,9 @@ const ROUNDS: usize = 16;
 pub struct Match {
     /// The verification the callback belongs to.
     pub ft_token: String,
-    /// `true` when this callback was matched (or settled) before: a repeated delivery.
+    /// From [`Tracker::settle`]: `true` when the verification was settled before (a confirmed
+    /// repeat). From [`Tracker::match_callback`]: `true` when an earlier match saw the code,
+    /// which says nothing about the callback being genuine.
     pub duplicate: bool,
     /// Which settle call made this the first settlement, so that only it can undo it.
     settle_id: Option<String>,

@@ -368,8 +368,8 @@ fn settle_is_shared_between_processes_and_a_repeated_call_answers_the_same() {
     let w = a.verify(&client, "2", 5, None).unwrap();
     let store = a.store();
     assert_eq!(
-        store.lookup(&w.code).unwrap().as_deref(),
-        Some(w.ft_token.as_str())
+        store.lookup(&w.code).unwrap(),
+        fotp::tracker::Lookup::Bound(w.ft_token.clone())
     );
     assert_eq!(
         store.settle(&w.code, &w.ft_token, "id-1").unwrap(),
@@ -387,13 +387,12 @@ fn settle_is_shared_between_processes_and_a_repeated_call_answers_the_same() {
         store.settle(&w.code, "another-token", "id-3").unwrap(),
         None
     );
-    for _ in 0..2 {
-        assert!(!store.claim(&w.code, "claim-1").unwrap().unwrap().duplicate);
-    }
-    assert!(store.claim(&w.code, "claim-2").unwrap().unwrap().duplicate);
+    assert!(!store.claim(&w.code).unwrap().unwrap().duplicate);
+    assert!(store.claim(&w.code).unwrap().unwrap().duplicate);
     let r = a.reserve(6, None).unwrap();
     let mut con = redis.con();
     let before: usize = con.zcard("settle:live:6").unwrap();
+    assert_eq!(store.lookup(r.code()).unwrap(), fotp::tracker::Lookup::Reserved);
     a.bind(&r, "tok-r").unwrap();
     a.bind(&r, "tok-r").unwrap();
     assert_eq!(con.zcard::<_, usize>("settle:live:6").unwrap(), before);
@@ -525,4 +524,41 @@ fn redis_stopped_for_good_waits_finish_by_polling() {
         .unwrap()
         .with_poll_interval(Duration::from_millis(100));
     waits_survive(&t, &platform, &client, 20, |_| redis.kill());
+}
+
+#[test]
+fn redis_wait_honours_the_clients_cancel_token_and_call_bound() {
+    let redis = redis_or_skip!();
+    let platform = Platform::start();
+    let client = platform.client();
+    let t = Tracker::redis(&redis.url(), "cancel")
+        .unwrap()
+        .with_poll_interval(Duration::from_secs(600));
+    let v = t.verify(&client, "2", 4, None).unwrap();
+    let cancel = fotp::CancelToken::new();
+    let cancellable = client.with_cancel(&cancel);
+    std::thread::scope(|s| {
+        let waiter = s.spawn(|| t.wait(&cancellable, &v.ft_token, Duration::from_secs(600)));
+        std::thread::sleep(Duration::from_millis(200));
+        let triggered = Instant::now();
+        cancel.cancel();
+        let e = waiter.join().unwrap().unwrap_err();
+        assert!(e.message().contains("cancelled"), "{e}");
+        assert!(
+            triggered.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            triggered.elapsed()
+        );
+    });
+    let bounded = client.with_timeout(Duration::from_millis(300));
+    let started = Instant::now();
+    let e = t
+        .wait(&bounded, &v.ft_token, Duration::from_secs(600))
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
 }

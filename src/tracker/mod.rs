@@ -90,7 +90,9 @@ const ROUNDS: usize = 16;
 pub struct Match {
     /// The verification the callback belongs to.
     pub ft_token: String,
-    /// `true` when this callback was matched (or settled) before: a repeated delivery.
+    /// From [`Tracker::settle`]: `true` when the verification was settled before (a confirmed
+    /// repeat). From [`Tracker::match_callback`]: `true` when an earlier match saw the code,
+    /// which says nothing about the callback being genuine.
     pub duplicate: bool,
     /// Which settle call made this the first settlement, so that only it can undo it.
     settle_id: Option<String>,
@@ -120,8 +122,9 @@ impl fmt::Debug for Match {
 pub enum Settlement {
     /// No live verification of this tracker holds the code: acknowledge the callback.
     NoMatch,
-    /// A live verification holds the code but the platform does not confirm the callback (yet):
-    /// nothing was consumed; answer so that the platform delivers again (HTTP 503).
+    /// A live verification holds the code but the platform does not confirm the callback (yet),
+    /// or verify's answer for the code has not reached the tracker yet: nothing was consumed;
+    /// answer so that the platform delivers again (HTTP 503).
     Unconfirmed,
     /// The first confirmed delivery for this verification: act on it (and
     /// [`unsettle`](Tracker::unsettle) it if acting fails).
@@ -175,6 +178,18 @@ pub enum Reserve {
     Exhausted,
 }
 
+/// What [`Store::lookup`] found for a code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    /// No live verification holds it.
+    Free,
+    /// Reserved for a verify whose answer has not been bound (yet, or never: it may have been
+    /// lost).
+    Reserved,
+    /// Bound to this verification's token.
+    Bound(String),
+}
+
 /// Where a tracker keeps its codes: one process ([`MemoryStore`]) or shared ([`RedisStore`]).
 ///
 /// Every method is atomic with respect to every other user of the same store. Implementations
@@ -200,15 +215,14 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Frees `code` if the reservation `ticket` still holds it and it is not bound.
     fn release(&self, code: &str, ticket: &str) -> Result<()>;
 
-    /// The token bound to `code`, if a live verification holds it. Changes nothing.
-    fn lookup(&self, code: &str) -> Result<Option<String>>;
+    /// Who holds `code`. Changes nothing.
+    fn lookup(&self, code: &str) -> Result<Lookup>;
 
     /// Finds the live verification bound to `code` and marks it matched (unauthenticated,
     /// for [`Tracker::match_callback`]): the first call answers `duplicate: false`, later ones
-    /// `true`. `claim_id` is unique per call, so that a call repeated after a lost answer gives
-    /// the same result. `None` when no live verification holds the code. Wakes the waiters of
-    /// its token. Has no effect on [`settle`](Store::settle).
-    fn claim(&self, code: &str, claim_id: &str) -> Result<Option<Match>>;
+    /// `true`. `None` when no live verification holds the code. Wakes the waiters of its
+    /// token. Has no effect on [`settle`](Store::settle).
+    fn claim(&self, code: &str) -> Result<Option<Match>>;
 
     /// Marks `ft_token` settled if `code` is still bound to it: `Some(true)` for the first
     /// settlement, `Some(false)` when it was settled before, `None` when `code` is no longer
@@ -222,7 +236,32 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Returns `true` as soon as a callback for `ft_token` was matched or settled (at once if it
     /// already was), `false` when `timeout` passes first.
     fn wait_matched(&self, ft_token: &str, timeout: Duration) -> Result<bool>;
+
+    /// [`wait_matched`](Store::wait_matched) that also gives up (`false`) once `stop()` is
+    /// true, checked at least every [`STOP_CHECK`]. The default waits in such slices.
+    fn wait_matched_unless(
+        &self,
+        ft_token: &str,
+        timeout: Duration,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<bool> {
+        let deadline = deadline_after(timeout);
+        loop {
+            if stop() {
+                return Ok(false);
+            }
+            let Some(left) = remaining(deadline) else {
+                return Ok(false);
+            };
+            if self.wait_matched(ft_token, left.min(STOP_CHECK))? {
+                return Ok(true);
+            }
+        }
+    }
 }
+
+/// How often a wait looks at the client's cancel token.
+pub const STOP_CHECK: Duration = Duration::from_millis(50);
 
 /// Matches push-mode callbacks to verifications; see the [module docs](self).
 ///
@@ -414,7 +453,7 @@ impl Tracker {
         if validate::code(&cb.code).is_err() {
             return Ok(None);
         }
-        self.store.claim(&cb.code, &crate::sign::new_nonce()?)
+        self.store.claim(&cb.code)
     }
 
     /// The safe way to handle a callback: finds the live verification holding its code, has the
@@ -430,8 +469,11 @@ impl Tracker {
         if validate::code(&cb.code).is_err() {
             return Ok(Settlement::NoMatch);
         }
-        let Some(ft_token) = self.store.lookup(&cb.code)? else {
-            return Ok(Settlement::NoMatch);
+        let ft_token = match self.store.lookup(&cb.code)? {
+            Lookup::Bound(t) => t,
+            // verify's answer is not bound yet (the callback raced it): have it delivered again.
+            Lookup::Reserved => return Ok(Settlement::Unconfirmed),
+            Lookup::Free => return Ok(Settlement::NoMatch),
         };
         let r = client.query(&ft_token)?;
         if !crate::client::confirms(&r, cb) {
@@ -466,44 +508,58 @@ impl Tracker {
     ///
     /// The result always comes from a query (see the [module docs](self)). Transient query
     /// failures are retried within `timeout`. When the store fails, the wait goes on by
-    /// polling the platform; a time-out error then says that the store failed too.
+    /// polling the platform; a time-out error then says that the store failed too. The
+    /// client's call bound ([`Client::with_timeout`]) limits the wait as well, and its cancel
+    /// token ([`Client::with_cancel`]) ends it within about 100 ms (a timeout error saying so).
     pub fn wait(&self, client: &Client, ft_token: &str, timeout: Duration) -> Result<QueryResult> {
         validate::ft_token(ft_token)?;
-        let deadline = deadline_after(timeout);
+        let start = Instant::now();
+        // The client's own call bound (a Go context, Python's timeout=) bounds the wait too.
+        let deadline = match client.call_deadline() {
+            Some(bound) => deadline_after(timeout).min(bound),
+            None => deadline_after(timeout),
+        };
+        let limit = deadline.saturating_duration_since(start);
         let mut store_failure: Option<Error> = None;
         let timed_out = |store_failure: &Option<Error>| {
-            let mut msg = format!("no final status within {} ms", timeout.as_millis());
+            let mut msg = format!("no final status within {} ms", limit.as_millis());
             if let Some(e) = store_failure {
                 msg.push_str(&format!(" (polled the platform only: {})", e.message()));
             }
             Error::new(ErrorKind::Timeout, msg)
         };
+        let cancelled = || Error::new(ErrorKind::Timeout, "the call was cancelled");
+        let stop = || client.cancelled();
         let mut matched = false;
         loop {
             let left = remaining(deadline).ok_or_else(|| timed_out(&store_failure))?;
             let slice = left.min(self.poll_interval);
             let slice_end = deadline_after(slice);
             if !matched {
-                match self.store.wait_matched(ft_token, slice) {
+                match self.store.wait_matched_unless(ft_token, slice, &stop) {
                     Ok(m) => matched = m,
                     Err(e) => {
                         // Without the store's wake-up, the poll below still finds the result.
                         store_failure = Some(e);
                         if let Some(rest) = remaining(slice_end) {
-                            std::thread::sleep(rest);
+                            client.pause(rest);
                         }
                     }
                 }
             } else {
                 // Matched, but the platform has no final status yet: poll it.
-                std::thread::sleep(slice);
+                client.pause(slice);
+            }
+            if client.cancelled() {
+                return Err(cancelled());
             }
             let left = remaining(deadline).ok_or_else(|| timed_out(&store_failure))?;
             let limited = client.with_timeout(left.min(client.config().timeout()));
             match limited.query(ft_token) {
                 Ok(r) if r.status != Status::Processing => return Ok(r),
                 Ok(_) => {}
-                Err(e) if matches!(e.kind(), ErrorKind::Network | ErrorKind::Timeout) => {}
+                Err(_) if client.cancelled() => return Err(cancelled()),
+                Err(e) if crate::client::is_transient(&e) => {}
                 Err(e) => return Err(e),
             }
         }

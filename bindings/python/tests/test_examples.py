@@ -107,8 +107,7 @@ def test_push_receiver_example() -> None:
             sb.uplink(m[1], m[2], mobile="8613087654321")
             out = rest(lines, seen)
             assert proc.wait(20) == 0, out
-    assert "callback: 8613087654321 sent code" in out
-    assert "confirmed with the platform: True" in out
+    assert f"callback for {m[1]}: 8613087654321 sent code {m[2]} (confirmed by the platform)" in out
 
 
 @pytest.mark.parametrize("store", ["memory", "redis"])

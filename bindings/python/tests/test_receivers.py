@@ -275,6 +275,22 @@ def test_asgi_async_tracker_and_coroutine_handler(sandbox: Sandbox) -> None:
             assert answer is not None and answer[::2] == (200, fotp.CALLBACK_ACK)
             assert (await waiting).status is fotp.Status.SUCCESS
             assert (await asgi_request(app, _body(v.code)) or (0,))[0] == 200
+            # AsyncTracker's settle and unsettle, directly.
+            v2 = await at.verify(ac, "2")
+            cb2 = fotp.parse_callback(_body(v2.code))
+            assert await at.settle(ac, cb2) is None
+            await asyncio.to_thread(sandbox.uplink, v2.ft_token, v2.code, mobile=MOBILE)
+            first = await at.settle(ac, cb2)
+            assert first == fotp.Match(v2.ft_token, False)
+            assert first is not None
+            await at.unsettle(first)
+            assert await at.settle_outcome(ac, cb2) == (
+                fotp.SettleOutcome.FIRST,
+                fotp.Match(v2.ft_token, False),
+            )
+            assert await at.settle(ac, cb2) == fotp.Match(v2.ft_token, True)
+            with pytest.raises(fotp.InvalidArgument, match="settle"):
+                await at.unsettle(first)
         assert seen == [(v.code, fotp.Match(v.ft_token, False), True)]
 
     asyncio.run(main())

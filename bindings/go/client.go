@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"net/url"
 	"os"
 	"runtime"
 	"strconv"
@@ -36,12 +37,29 @@ type Config struct {
 	AppKey    string
 	Token     string
 
-	Timeout        time.Duration // per call, all attempts included; 0 = 10 s
+	// Timeout bounds each attempt, connecting included; 0 = 10 s. A query attempt that runs
+	// out of it is retried. The whole call is bounded by the context's deadline, and never
+	// runs longer than (Retries + 1) x Timeout plus the pauses between attempts. Durations
+	// beyond the C API's limit (about 49.7 days) count as that limit.
+	Timeout        time.Duration
 	ConnectTimeout time.Duration // 0 = 3 s
 	Retries        int           // 0 = 2; a negative value means no retries at all
 	// AllowInsecureHTTP allows http:// to hosts that are not loopback.
 	AllowInsecureHTTP bool
+
+	// CABundle is the path of a PEM file of root certificates that this client trusts in
+	// addition to the built-in (Mozilla) roots; "" = FOTP_CA_BUNDLE, if set. NewClient reads
+	// it: a file that cannot be read, is not PEM or holds no certificate is a KindConfig
+	// error naming the problem.
+	CABundle string
+	// Proxy is this client's proxy for every request (a loopback base URL included): an
+	// http:// or https:// URL, credentials allowed; NoProxy for none at all. "" = the
+	// environment (HTTPS_PROXY, HTTP_PROXY, NO_PROXY; never for a loopback base URL).
+	Proxy string
 }
+
+// NoProxy as Config.Proxy sends every request directly, whatever the environment says.
+const NoProxy = "direct"
 
 // String shows the configuration with the secrets redacted.
 func (c Config) String() string {
@@ -51,10 +69,16 @@ func (c Config) String() string {
 		}
 		return "<redacted>"
 	}
+	proxy := c.Proxy
+	if u, err := url.Parse(proxy); err == nil {
+		proxy = u.Redacted()
+	} else if proxy != "" && proxy != NoProxy {
+		proxy = "<unparsable>" // it may hold a password
+	}
 	return fmt.Sprintf("fotp.Config{BaseURL:%q AppID:%q AppSecret:%s AppKey:%q Token:%s "+
-		"Timeout:%v ConnectTimeout:%v Retries:%d AllowInsecureHTTP:%t}",
+		"Timeout:%v ConnectTimeout:%v Retries:%d AllowInsecureHTTP:%t CABundle:%q Proxy:%q}",
 		c.BaseURL, c.AppID, redact(c.AppSecret), c.AppKey, redact(c.Token),
-		c.Timeout, c.ConnectTimeout, c.Retries, c.AllowInsecureHTTP)
+		c.Timeout, c.ConnectTimeout, c.Retries, c.AllowInsecureHTTP, c.CABundle, proxy)
 }
 
 // GoString makes %#v redact the secrets too.
@@ -124,7 +148,7 @@ func newClient(cc *C.fotp_config, timeout time.Duration) (*Client, error) {
 func applyConfig(cc *C.fotp_config, cfg Config) error {
 	for _, f := range []struct{ name, value string }{
 		{"BaseURL", cfg.BaseURL}, {"AppID", cfg.AppID}, {"AppSecret", cfg.AppSecret},
-		{"AppKey", cfg.AppKey}, {"Token", cfg.Token},
+		{"AppKey", cfg.AppKey}, {"Token", cfg.Token}, {"CABundle", cfg.CABundle}, {"Proxy", cfg.Proxy},
 	} {
 		if strings.IndexByte(f.value, 0) >= 0 {
 			return newError(KindConfig, "Config.%s contains a NUL byte", f.name)
@@ -182,6 +206,26 @@ func applyConfig(cc *C.fotp_config, cfg Config) error {
 		C.fotp_config_set_retries(cc, C.uint32_t(cfg.Retries))
 	}
 	C.fotp_config_set_allow_insecure_http(cc, C.bool(cfg.AllowInsecureHTTP))
+	if cfg.CABundle != "" {
+		if err := withCString(cfg.CABundle, func(p *C.char) error {
+			return takeError(C.fotp_config_set_ca_bundle(cc, p))
+		}); err != nil {
+			return err
+		}
+	}
+	switch cfg.Proxy {
+	case "":
+	case NoProxy:
+		if err := takeError(C.fotp_config_set_proxy(cc, nil)); err != nil {
+			return err
+		}
+	default:
+		if err := withCString(cfg.Proxy, func(p *C.char) error {
+			return takeError(C.fotp_config_set_proxy(cc, p))
+		}); err != nil {
+			return err
+		}
+	}
 	return setUserAgent(cc)
 }
 

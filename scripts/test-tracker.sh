@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The push-mode tracker: core unit tests, the memory and Redis stores against a fake platform,
-# two real processes sharing Redis behind the sandbox, the tracker's C ABI from Rust, and from
-# C under valgrind. The tests start their own redis-server (Debian package `redis-server`) on
+# two real processes sharing Redis behind the sandbox, forked workers, the tracker's C ABI from
+# Rust, and from C under valgrind; signals during 10,000 calls from C. The tests start their own redis-server (Debian package `redis-server`) on
 # an ephemeral loopback port; FOTP_REQUIRE_REDIS=1 makes a missing binary a failure, not a skip.
 # Needs: cargo, gcc, valgrind, redis-server.
 set -euo pipefail
@@ -38,7 +38,8 @@ cargo build --release -p fotp -p fotp-cli
 if [ -z "${FOTP_WORKSPACE_CHECKED:-}" ]; then
   step "Rust: core unit tests, stores, two processes, C ABI"
   cargo test -p fotp --lib tracker::
-  cargo test -p fotp --test tracker --test tracker_redis --test tracker_sandbox --test tracker_ffi
+  cargo test -p fotp --test tracker --test tracker_redis --test tracker_sandbox --test tracker_ffi \
+    --test tracker_fork
 fi
 
 step "C: the tracker API against the sandbox and a redis-server, under valgrind"
@@ -73,6 +74,11 @@ gcc -std=c99 -Wall -Wextra -Werror -pedantic -I"$ROOT/include" \
 valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
   --show-leak-kinds=definite "$WORK/tracker_c" "$BASE_URL" "redis://127.0.0.1:$PORT/"
 
+step "C: 10,000 tracker and client calls while every calling thread gets SIGUSR1 each 100 us"
+gcc -std=c99 -Wall -Wextra -Werror -pedantic -I"$ROOT/include" tests/c/signals.c \
+  -o "$WORK/signals" -L"$RELEASE" -lfotp -lpthread -Wl,-rpath,"$RELEASE"
+"$WORK/signals" "$BASE_URL" "redis://127.0.0.1:$PORT/"
+
 step "C example: two processes share the tracker through Redis"
 gcc -std=c99 -Wall -Wextra -Werror -pedantic -I"$ROOT/include" examples/c/push_tracker.c \
   -o "$WORK/push_tracker" -L"$RELEASE" -lfotp -lpthread -Wl,-rpath,"$RELEASE"
@@ -95,8 +101,12 @@ curl -fsS -H 'Content-Type: application/json' "$BASE_URL/sandbox/uplink" \
   -d "{\"ftToken\":\"$token\",\"mobile\":\"8613800000000\",\"content\":\"code $code\"}" |
   grep -q '"000000"'
 body="{\"mobile\":\"8613800000000\",\"sender\":\"1008611\",\"sendTime\":\"2025-05-15 11:23:34\",\"code\":\"$code\"}"
-[ "$(printf '%s' "$body" | "$WORK/push_tracker" match - | head -n 1)" = "matched $token" ]
-[ "$(printf '%s' "$body" | "$WORK/push_tracker" match - | head -n 1)" = "duplicate $token" ]
+forged="{\"mobile\":\"8613999999999\",\"sender\":\"1008611\",\"sendTime\":\"2025-05-15 11:23:34\",\"code\":\"$code\"}"
+export FOTP_BASE_URL=$BASE_URL FOTP_APP_ID=sandbox FOTP_APP_SECRET=sandbox-secret
+# A forged callback (another phone) first: not confirmed, nothing consumed.
+[ "$(printf '%s' "$forged" | "$WORK/push_tracker" settle - | tr '\n' ' ')" = "unconfirmed answer 503 " ]
+[ "$(printf '%s' "$body" | "$WORK/push_tracker" settle - | head -n 1)" = "first $token" ]
+[ "$(printf '%s' "$body" | "$WORK/push_tracker" settle - | head -n 1)" = "duplicate $token" ]
 IFS= read -r -t 30 -u "$VO" line || { echo "test-tracker: the waiting process never woke" >&2; exit 1; }
 [ "$line" = "status 2" ] || { echo "test-tracker: waiting process said: $line" >&2; exit 1; }
 wait "$VERIFY_PID"

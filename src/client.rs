@@ -62,21 +62,22 @@ struct Inner {
 }
 
 /// The connection pool, rebuilt in a forked child: a child never uses its parent's sockets.
-#[derive(Debug)]
 struct Pool {
-    config: Config,
+    /// The agent's settings, resolved once (proxy from the environment, roots), so that a
+    /// rebuild cannot fail or differ.
+    settings: ureq::config::Config,
     /// The process the agent belongs to.
     owner: AtomicU32,
     agent: Mutex<Agent>,
 }
 
 impl Pool {
-    fn new(config: Config) -> Result<Pool> {
-        let agent = build_agent(&config)?;
+    fn new(config: &Config) -> Result<Pool> {
+        let settings = agent_settings(config)?;
         Ok(Pool {
-            config,
+            agent: Mutex::new(new_agent(&settings)),
+            settings,
             owner: AtomicU32::new(std::process::id()),
-            agent: Mutex::new(agent),
         })
     }
 
@@ -97,15 +98,12 @@ impl Pool {
                         std::thread::sleep(Duration::from_millis(1));
                         continue;
                     }
-                    return build_agent(&self.config).unwrap_or_else(|_| guard_clone(self));
+                    return new_agent(&self.settings);
                 }
             };
             if self.owner.load(Ordering::Acquire) != pid {
-                // The config was accepted once, so building again cannot fail; if it did, the
-                // old pool must still not be used.
-                let fresh = build_agent(&self.config).expect("the agent was built before");
                 // Forgotten, not dropped: closing could write to the parent's TLS sessions.
-                std::mem::forget(std::mem::replace(&mut *guard, fresh));
+                std::mem::forget(std::mem::replace(&mut *guard, new_agent(&self.settings)));
                 self.owner.store(pid, Ordering::Release);
             }
             return guard.clone();
@@ -113,12 +111,26 @@ impl Pool {
     }
 }
 
-/// Only reached if rebuilding an agent that was built before fails (it does not).
-fn guard_clone(pool: &Pool) -> Agent {
-    pool.agent.lock().unwrap_or_else(|p| p.into_inner()).clone()
+impl std::fmt::Debug for Pool {
+    // The settings hold the proxy: not shown.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool")
+            .field("owner", &self.owner)
+            .finish_non_exhaustive()
+    }
 }
 
-fn build_agent(config: &Config) -> Result<Agent> {
+fn new_agent(settings: &ureq::config::Config) -> Agent {
+    // ureq's default chain minus SOCKS, with a TCP layer that notices cancellation and retries
+    // interrupted system calls.
+    let connector =
+        ().chain(ConnectProxyConnector::default())
+            .chain(TcpConnector)
+            .chain(RustlsConnector::default());
+    Agent::with_parts(settings.clone(), connector, LiteralResolver)
+}
+
+fn agent_settings(config: &Config) -> Result<ureq::config::Config> {
     let mut builder = Agent::config_builder()
         .http_status_as_error(false)
         .user_agent(config.user_agent.as_str())
@@ -164,17 +176,7 @@ fn build_agent(config: &Config) -> Result<Agent> {
                 .build(),
         );
     }
-    // ureq's default chain minus SOCKS, with a TCP layer that notices cancellation and retries
-    // interrupted system calls.
-    let connector =
-        ().chain(ConnectProxyConnector::default())
-            .chain(TcpConnector)
-            .chain(RustlsConnector::default());
-    Ok(Agent::with_parts(
-        builder.build(),
-        connector,
-        LiteralResolver,
-    ))
+    Ok(builder.build())
 }
 
 enum Idempotency {
@@ -244,7 +246,7 @@ impl Client {
     pub fn new(config: Config) -> Result<Client> {
         let verify_uri = endpoint(&config, "/flash/opt/verify")?;
         let query_uri = endpoint(&config, "/flash/opt/query")?;
-        let pool = Arc::new(Pool::new(config.clone())?);
+        let pool = Arc::new(Pool::new(&config)?);
         Ok(Client {
             inner: Arc::new(Inner {
                 pool,
@@ -702,6 +704,87 @@ mod tests {
         }
         let samples: std::collections::HashSet<_> = (0..32).map(|_| backoff(3)).collect();
         assert!(samples.len() > 1, "jitter must vary");
+    }
+
+    #[test]
+    fn a_ca_bundle_adds_to_the_built_in_roots() {
+        let dir = std::env::temp_dir().join(format!("fotp-roots-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pem = dir.join("one.pem");
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        std::fs::write(&pem, params.self_signed(&key).unwrap().pem()).unwrap();
+        let config = Config::builder("https://x")
+            .hmac_auth("a", "s")
+            .ca_bundle(&pem)
+            .build()
+            .unwrap();
+        match agent_settings(&config).unwrap().tls_config().root_certs() {
+            ureq::tls::RootCerts::Specific(certs) => assert_eq!(
+                certs.len(),
+                webpki_root_certs::TLS_SERVER_ROOT_CERTS.len() + 1,
+                "built-in roots plus the bundle's"
+            ),
+            other => panic!("unexpected roots {other:?}"),
+        }
+        // Without a bundle: ureq's default, the same Mozilla roots.
+        let plain = Config::builder("https://x")
+            .hmac_auth("a", "s")
+            .build()
+            .unwrap();
+        assert!(matches!(
+            agent_settings(&plain).unwrap().tls_config().root_certs(),
+            ureq::tls::RootCerts::WebPki
+        ));
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn retry_after_values() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        assert_eq!(parse_retry_after("0", now), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after(" 7 ", now), Some(Duration::from_secs(7)));
+        assert_eq!(
+            parse_retry_after("18446744073709551615", now),
+            Some(Duration::from_secs(u64::MAX))
+        );
+        assert_eq!(
+            parse_retry_after("184467440737095516150", now),
+            Some(Duration::MAX)
+        );
+        let later = httpdate::fmt_http_date(now + Duration::from_secs(30));
+        assert_eq!(
+            parse_retry_after(&later, now),
+            Some(Duration::from_secs(30))
+        );
+        let earlier = httpdate::fmt_http_date(now - Duration::from_secs(30));
+        assert_eq!(parse_retry_after(&earlier, now), Some(Duration::ZERO));
+        for bad in [
+            "",
+            "-1",
+            "+1",
+            "1.5",
+            "soon",
+            "1e3",
+            "Mon, 32 Jan 2024 00:00:00 GMT",
+        ] {
+            assert_eq!(parse_retry_after(bad, now), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn one_notion_of_transient() {
+        let e = |kind, status| Error::new(kind, "x").with_http_status(status);
+        assert!(is_transient(&e(ErrorKind::Network, 0)));
+        assert!(is_transient(&e(ErrorKind::Timeout, 0)));
+        assert!(is_transient(&e(ErrorKind::HttpStatus, 429)));
+        assert!(is_transient(&e(ErrorKind::HttpStatus, 503)));
+        assert!(is_transient(&Error::api("500001", "busy", 502)));
+        assert!(!is_transient(&e(ErrorKind::HttpStatus, 404)));
+        assert!(!is_transient(&Error::api("100001", "bad auth", 200)));
+        assert!(!is_transient(&e(ErrorKind::Decode, 200)));
+        assert!(!is_transient(&e(ErrorKind::InvalidArgument, 0)));
     }
 
     #[test]

@@ -85,7 +85,7 @@ impl fmt::Debug for CaSource {
 }
 
 /// Which proxy a client uses.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub(crate) enum ProxySetting {
     /// `HTTPS_PROXY` / `HTTP_PROXY` / `NO_PROXY`, never for a loopback base URL (the default).
     #[default]
@@ -94,6 +94,27 @@ pub(crate) enum ProxySetting {
     Direct,
     /// This proxy, for every request (a loopback base URL included).
     Url(String),
+}
+
+/// Shows where the proxy is, never its credentials.
+impl fmt::Debug for ProxySetting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProxySetting::Env => f.write_str("environment"),
+            ProxySetting::Direct => f.write_str("none"),
+            ProxySetting::Url(u) => match u.trim().parse::<Uri>() {
+                Ok(uri) => write!(
+                    f,
+                    "{}://{}",
+                    uri.scheme_str().unwrap_or("?"),
+                    uri.authority()
+                        .map(|a| a.as_str().rsplit('@').next().unwrap_or(""))
+                        .unwrap_or_default()
+                ),
+                Err(_) => f.write_str("(invalid)"),
+            },
+        }
+    }
 }
 
 impl Default for ConfigBuilder {
@@ -427,7 +448,7 @@ impl fmt::Debug for Config {
             .field("signer", &self.signer)
             .field("timeout", &self.timeout)
             .field("call_timeout", &self.call_timeout)
-            .field("proxy", &self.proxy_shown())
+            .field("proxy", &self.proxy)
             .field("connect_timeout", &self.connect_timeout)
             .field("retries", &self.retries)
             .field("user_agent", &self.user_agent)
@@ -460,24 +481,6 @@ impl Config {
     /// The time limit of a whole call, if any (see [`ConfigBuilder::call_timeout`]).
     pub fn call_timeout(&self) -> Option<Duration> {
         self.call_timeout
-    }
-
-    /// The proxy for Debug output, without credentials.
-    fn proxy_shown(&self) -> String {
-        match &self.proxy {
-            ProxySetting::Env => "environment".into(),
-            ProxySetting::Direct => "none".into(),
-            ProxySetting::Url(u) => match u.parse::<Uri>() {
-                Ok(uri) => format!(
-                    "{}://{}",
-                    uri.scheme_str().unwrap_or("?"),
-                    uri.authority()
-                        .map(|a| a.as_str().rsplit('@').next().unwrap_or("").to_owned())
-                        .unwrap_or_default()
-                ),
-                Err(_) => "(invalid)".into(),
-            },
-        }
     }
 
     /// The time limit to open a connection.
@@ -659,6 +662,103 @@ mod tests {
             .allow_insecure_http(true)
             .build();
         assert!(ok.is_ok());
+    }
+
+    #[test]
+    fn loopback_means_literal_addresses_and_localhost() {
+        for host in [
+            "localhost",
+            "LOCALHOST",
+            "127.0.0.1",
+            "127.255.0.9",
+            "[::1]",
+            "::1",
+        ] {
+            assert!(is_loopback_host(host), "{host}");
+        }
+        for host in [
+            "foo.localhost",
+            "localhost.example.com",
+            "[127.0.0.1]",
+            "[localhost]",
+            "10.0.0.1",
+            "[::2]",
+            "example.com",
+            "",
+        ] {
+            assert!(!is_loopback_host(host), "{host}");
+        }
+        // *.localhost would go through DNS: plain HTTP to it needs the explicit opt-in.
+        let e = cfg("http://app.localhost:8788").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config, "{e}");
+        assert!(cfg("https://app.localhost:8788").is_ok());
+        assert!(Config::builder("http://app.localhost:8788")
+            .hmac_auth("a", "s")
+            .allow_insecure_http(true)
+            .build()
+            .is_ok());
+        assert!(!cfg("https://app.localhost").unwrap().base.loopback);
+        // Brackets hold only IPv6 (RFC 3986), even with insecure HTTP allowed.
+        for bad in [
+            "http://[127.0.0.1]/",
+            "https://[127.0.0.1]:443",
+            "http://[localhost]:1",
+        ] {
+            let e = Config::builder(bad)
+                .hmac_auth("a", "s")
+                .allow_insecure_http(true)
+                .build()
+                .unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Config, "{bad}: {e}");
+        }
+        assert!(cfg("http://[::1]:8788").unwrap().base.loopback);
+        assert!(cfg("http://localhost:8788").unwrap().base.loopback);
+    }
+
+    #[test]
+    fn proxy_and_call_timeout_settings() {
+        let b = || Config::builder("https://x").hmac_auth("a", "s");
+        assert_eq!(b().build().unwrap().proxy, ProxySetting::Env);
+        assert_eq!(b().no_proxy().build().unwrap().proxy, ProxySetting::Direct);
+        let c = b().proxy("http://user:pw@proxy:3128").build().unwrap();
+        assert_eq!(
+            c.proxy,
+            ProxySetting::Url("http://user:pw@proxy:3128".into())
+        );
+        // Debug shows where the proxy is, not its credentials.
+        let shown = format!("{c:?}");
+        assert!(
+            shown.contains("proxy:3128") && !shown.contains("pw"),
+            "{shown}"
+        );
+        let client = crate::Client::new(c.clone()).unwrap();
+        let shown = format!("{client:?}");
+        assert!(!shown.contains("pw"), "{shown}");
+        let shown = format!("{:?}", b().proxy("http://user:pw@proxy:3128"));
+        assert!(
+            shown.contains("proxy:3128") && !shown.contains("pw"),
+            "{shown}"
+        );
+        for bad in ["socks5://proxy:1080", "proxy:3128", "http://", ""] {
+            let e = b().proxy(bad).build().unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Config, "{bad}: {e}");
+            assert!(e.message().contains("proxy"), "{e}");
+        }
+        assert_eq!(b().build().unwrap().call_timeout(), None);
+        assert_eq!(
+            b().call_timeout(Duration::ZERO)
+                .build()
+                .unwrap()
+                .call_timeout(),
+            None
+        );
+        assert_eq!(
+            b().call_timeout(Duration::MAX)
+                .build()
+                .unwrap()
+                .call_timeout(),
+            Some(Duration::MAX)
+        );
     }
 
     #[test]

@@ -52,10 +52,15 @@ fn two_processes_share_one_store_and_three_deliveries_match_once() {
     let started = Instant::now();
     std::thread::scope(|s| {
         let waiter = s.spawn(|| app_a.wait(&client, &v.ft_token, Duration::from_secs(60)));
-        // Match only once the waiter is blocked inside Redis, so the wake-up is what is tested.
+        // Match only once the waiter's process listens for wake-ups, so the wake-up is what is
+        // tested.
         assert!(eventually(Duration::from_secs(10), || {
-            let info: String = redis::cmd("INFO").arg("clients").query(&mut con).unwrap();
-            info.contains("blocked_clients:1")
+            let subs: (String, usize) = redis::cmd("PUBSUB")
+                .arg("NUMSUB")
+                .arg("shop:wake")
+                .query(&mut con)
+                .unwrap();
+            subs.1 == 1
         }));
         platform.finish(&v.ft_token, "2", "8613800000000");
         // `deliveries: 3`, arriving at once on three handler threads of the other process.
@@ -172,8 +177,8 @@ fn nothing_is_left_in_redis_after_the_ttl() {
     let all = keys(&mut con);
     assert_eq!(
         all.len(),
-        6,
-        "code x2, live set x2, match mark, done list: {all:?} (pending {pending:?})"
+        5,
+        "code x2, live set x2, match mark: {all:?} (pending {pending:?})"
     );
     for k in &all {
         let left: i64 = con.pttl(k).unwrap();
@@ -402,4 +407,159 @@ fn settle_is_shared_between_processes_and_a_repeated_call_answers_the_same() {
     assert_eq!(once, fotp::tracker::Reserve::Reserved(0));
     assert_eq!(twice, once, "a repeated reserve takes no second code");
     assert_eq!(con.zcard::<_, usize>("settle:live:6").unwrap(), before + 1);
+}
+
+/// `n` verifications through `t`, each waited for on its own thread until `settle` has run,
+/// then checked: every wait succeeds.
+fn waits_survive(
+    t: &Tracker,
+    platform: &Platform,
+    client: &fotp::Client,
+    n: usize,
+    during: impl FnOnce(&[fotp::Verification]),
+) {
+    let sessions: Vec<_> = (0..n)
+        .map(|_| t.verify(client, "2", 6, None).unwrap())
+        .collect();
+    std::thread::scope(|s| {
+        let waiters: Vec<_> = sessions
+            .iter()
+            .map(|v| {
+                std::thread::Builder::new()
+                    .stack_size(256 * 1024)
+                    .spawn_scoped(s, || t.wait(client, &v.ft_token, Duration::from_secs(120)))
+                    .unwrap()
+            })
+            .collect();
+        during(&sessions);
+        for v in &sessions {
+            platform.finish(&v.ft_token, "2", "8613800000000");
+        }
+        for (v, w) in sessions.iter().zip(waiters) {
+            let r = w
+                .join()
+                .unwrap()
+                .unwrap_or_else(|e| panic!("{}: {e}", v.ft_token));
+            assert_eq!(r.status, Status::Success);
+        }
+    });
+}
+
+#[test]
+fn a_thousand_concurrent_waits_keep_the_connection_count_bounded() {
+    use fotp::RedisStore;
+    let redis = redis_or_skip!();
+    let platform = Platform::start();
+    let client = platform.client();
+    // Only wake-ups end these waits in time: the poll is 10 minutes away.
+    let t = Tracker::redis(&redis.url(), "many")
+        .unwrap()
+        .with_poll_interval(Duration::from_secs(600));
+    let bound = RedisStore::MAX_CONNECTIONS + 1 + 1; // pool, subscriber, and this test's own connection
+    let mut most = 0;
+    waits_survive(&t, &platform, &client, 1000, |sessions| {
+        // Every waiter is between its check and its wake-up: settle them all while counting.
+        for v in sessions {
+            platform.finish(&v.ft_token, "2", "8613800000000");
+        }
+        for (i, v) in sessions.iter().enumerate() {
+            let cb = fotp::parse_callback(&platform.callback_body(&v.ft_token, "8613800000000"))
+                .unwrap();
+            assert!(matches!(
+                t.settle(&client, &cb).unwrap(),
+                fotp::Settlement::First(_)
+            ));
+            if i % 50 == 0 {
+                most = most.max(redis.clients());
+            }
+        }
+    });
+    most = most.max(redis.clients());
+    assert!(
+        most <= bound,
+        "{most} connections for 1000 waits (bound {bound})"
+    );
+    assert!(
+        most >= 2,
+        "the subscriber and the pool were counted: {most}"
+    );
+}
+
+#[test]
+fn a_redis_restart_mid_run_is_invisible_to_callers() {
+    let mut redis = redis_or_skip!();
+    let platform = Platform::start();
+    let client = platform.client();
+    let t = Tracker::redis(&redis.url(), "restart")
+        .unwrap()
+        .with_poll_interval(Duration::from_millis(200));
+    // Fill the pool with connections that the restart kills.
+    std::thread::scope(|s| {
+        for _ in 0..8 {
+            s.spawn(|| {
+                for _ in 0..20 {
+                    t.reserve(6, None).unwrap();
+                }
+            });
+        }
+    });
+    waits_survive(&t, &platform, &client, 50, |sessions| {
+        redis.restart();
+        // Every pooled connection is dead now: each call replaces one, transparently.
+        for v in sessions {
+            platform.finish(&v.ft_token, "2", "8613800000000");
+            let cb = fotp::parse_callback(&platform.callback_body(&v.ft_token, "8613800000000"))
+                .unwrap();
+            let got = t.settle(&client, &cb);
+            assert!(matches!(got, Ok(fotp::Settlement::First(_))), "{got:?}");
+        }
+    });
+}
+
+#[test]
+fn redis_stopped_for_good_waits_finish_by_polling() {
+    let mut redis = redis_or_skip!();
+    let platform = Platform::start();
+    let client = platform.client();
+    let t = Tracker::redis(&redis.url(), "gone")
+        .unwrap()
+        .with_poll_interval(Duration::from_millis(100));
+    waits_survive(&t, &platform, &client, 20, |_| redis.kill());
+}
+
+#[test]
+fn redis_wait_honours_the_clients_cancel_token_and_call_bound() {
+    let redis = redis_or_skip!();
+    let platform = Platform::start();
+    let client = platform.client();
+    let t = Tracker::redis(&redis.url(), "cancel")
+        .unwrap()
+        .with_poll_interval(Duration::from_secs(600));
+    let v = t.verify(&client, "2", 4, None).unwrap();
+    let cancel = fotp::CancelToken::new();
+    let cancellable = client.with_cancel(&cancel);
+    std::thread::scope(|s| {
+        let waiter = s.spawn(|| t.wait(&cancellable, &v.ft_token, Duration::from_secs(600)));
+        std::thread::sleep(Duration::from_millis(200));
+        let triggered = Instant::now();
+        cancel.cancel();
+        let e = waiter.join().unwrap().unwrap_err();
+        assert!(e.message().contains("cancelled"), "{e}");
+        assert!(
+            triggered.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            triggered.elapsed()
+        );
+    });
+    let bounded = client.with_timeout(Duration::from_millis(300));
+    let started = Instant::now();
+    let e = t
+        .wait(&bounded, &v.ft_token, Duration::from_secs(600))
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
 }

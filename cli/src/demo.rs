@@ -1,6 +1,6 @@
 //! `fotp demo`: the whole flow on loopback, in-process, with no configuration.
 
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, OnceLock};
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -8,7 +8,7 @@ use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::post;
 use axum::Router;
-use fotp::{Client, Config, Error, ErrorKind, Match, Tracker};
+use fotp::{Client, Config, Error, ErrorKind, Settlement, Tracker};
 use fotp_cli::sandbox::{self, Sandbox, Template};
 
 const MOBILE: &str = "8613800138000";
@@ -25,12 +25,16 @@ pub fn run() -> Result<std::process::ExitCode, Error> {
         .map_err(|e| internal("cannot start the runtime", e))?;
 
     // The tracker gives each verification a code no other live one holds, so a callback (which
-    // names no token) finds its verification, exactly once.
+    // names no token) finds its verification; settling it confirms it with the platform first,
+    // so exactly one genuine delivery counts, whatever else is posted to the endpoint.
     let tracker = Arc::new(Tracker::memory());
+    // The receiver settles through the client, which needs the sandbox's address: set below.
+    let settle_client: Arc<OnceLock<Client>> = Arc::default();
 
-    // The app's push endpoint: parse with the core, match with the tracker, answer the ACK.
-    let (cb_tx, cb_rx) = mpsc::channel::<(fotp::Callback, Option<Match>)>();
-    let receiver_tracker = tracker.clone();
+    // The app's push endpoint: parse with the core, settle with the tracker, answer as
+    // CONTRACT.md section 8 says (ACK; 503 while the platform does not confirm).
+    let (cb_tx, cb_rx) = mpsc::channel::<(fotp::Callback, Settlement)>();
+    let (receiver_tracker, receiver_client) = (tracker.clone(), settle_client.clone());
     let receiver = runtime
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .map_err(|e| internal("cannot open the callback receiver", e))?;
@@ -39,11 +43,27 @@ pub fn run() -> Result<std::process::ExitCode, Error> {
         "/callback",
         post(move |body: Bytes| {
             let tx = cb_tx.clone();
-            let tracker = receiver_tracker.clone();
+            let (tracker, client) = (receiver_tracker.clone(), receiver_client.clone());
             async move {
-                let matched = fotp::parse_callback(&body)
-                    .and_then(|cb| tracker.match_callback(&cb).map(|m| (cb, m)));
-                match matched {
+                let cb = match fotp::parse_callback(&body) {
+                    Ok(cb) => cb,
+                    Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+                };
+                // settle queries the platform (blocking): keep it off the async workers.
+                let settled = tokio::task::spawn_blocking(move || {
+                    let client = client.get().ok_or_else(|| {
+                        Error::new(ErrorKind::Internal, "the demo's client is not ready")
+                    })?;
+                    tracker.settle(client, &cb).map(|s| (cb, s))
+                })
+                .await
+                .unwrap_or_else(|e| Err(internal("the receiver task failed", e)));
+                match settled {
+                    // Not confirmed (yet), or the platform could not be asked: nothing was
+                    // consumed, and the platform delivers again.
+                    Ok((_, Settlement::Unconfirmed)) | Err(_) => {
+                        (StatusCode::SERVICE_UNAVAILABLE, "not confirmed yet").into_response()
+                    }
                     Ok(pair) => {
                         let _ = tx.send(pair);
                         (
@@ -53,7 +73,6 @@ pub fn run() -> Result<std::process::ExitCode, Error> {
                         )
                             .into_response()
                     }
-                    Err(e) => (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
                 }
             }
         }),
@@ -85,6 +104,7 @@ pub fn run() -> Result<std::process::ExitCode, Error> {
             .user_agent_suffix("cli-demo")
             .build()?,
     )?;
+    let _ = settle_client.set(client.clone());
 
     println!(
         "1. Your backend calls verify for template {} through a tracker",
@@ -115,7 +135,7 @@ pub fn run() -> Result<std::process::ExitCode, Error> {
     let mut confirmed = false;
     let mut first_matches = 0;
     for delivery in 1..=2 {
-        let (cb, m) = cb_rx
+        let (cb, settled) = cb_rx
             .recv_timeout(Duration::from_secs(15))
             .map_err(|_| Error::new(ErrorKind::Timeout, "no callback arrived within 15 s"))?;
         println!(
@@ -125,28 +145,27 @@ pub fn run() -> Result<std::process::ExitCode, Error> {
             cb.send_time,
             fotp::CALLBACK_ACK
         );
-        match m {
-            Some(m) if m.ft_token == v.ft_token && !m.duplicate => {
+        match settled {
+            Settlement::First(m) if m.ft_token == v.ft_token => {
                 first_matches += 1;
+                confirmed = true;
                 println!("     tracker   matched to ftToken {}", m.ft_token);
-                confirmed = client.confirm_callback(&cb, &m.ft_token)?;
                 println!(
-                    "     {} confirmed with a query (status, code and mobile match)",
-                    if confirmed { "✓" } else { "✗ NOT" }
+                    "     ✓ confirmed with a query (status, code and mobile match) and settled: \
+                     the first delivery, your handler runs"
                 );
             }
-            Some(m) if m.duplicate => {
-                println!(
-                    "     tracker   a repeated delivery for {}: ignored",
-                    m.ft_token
-                )
-            }
+            Settlement::Duplicate(m) => println!(
+                "     tracker   a repeated delivery for {}, settled before: acknowledged, the \
+                 handler does not run again",
+                m.ft_token
+            ),
             _ => println!("     ✗ tracker   no live verification holds this code"),
         }
     }
     println!();
 
-    println!("4. Pull mode: your backend waits for the result (the matched callback wakes it)");
+    println!("4. Pull mode: your backend waits for the result (the settled callback wakes it)");
     let r = tracker.wait(&client, &v.ft_token, Duration::from_secs(15))?;
     println!(
         "   ✓ status {} ({}), mobile {}, code {}\n",

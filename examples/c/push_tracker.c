@@ -1,13 +1,16 @@
 /* Push mode with a tracker shared through Redis, across processes.
  *
  * A callback names no ftToken, only the mobile and the code. A tracker gives every
- * verification a code no other live verification holds, and matches each callback to its
- * verification exactly once, in whichever process receives it.
+ * verification a code no other live verification holds; settling a callback finds that
+ * verification, has the platform confirm the callback (one query) and reports exactly one
+ * genuine delivery per verification as the first, in whichever process receives it. Callbacks
+ * are not signed: an unconfirmed one consumes nothing, so a forged callback never hides the
+ * genuine one.
  *
- *   push_tracker verify          verify (through the tracker), print the link, wait for the
- *                                result: woken at once when any process matches its callback
- *   push_tracker match [FILE|-]  what your callback endpoint does with a body: parse it, match
- *                                it, answer {"code":"0"}
+ *   push_tracker verify           verify (through the tracker), print the link, wait for the
+ *                                 result: woken at once when any process settles its callback
+ *   push_tracker settle [FILE|-]  what your callback endpoint does with a body: parse it,
+ *                                 settle it, print the HTTP answer
  *
  * Settings: FOTP_BASE_URL, FOTP_APP_ID, FOTP_APP_SECRET (see fotp_config_from_env) and
  * FOTP_REDIS_URL (e.g. redis://127.0.0.1:6379/; unset: an in-memory tracker, one process).
@@ -50,57 +53,85 @@ static int do_verify(const fotp_tracker *tracker, const fotp_client *client) {
   return ok ? 0 : 1;
 }
 
-static int do_match(const fotp_tracker *tracker, FILE *in) {
+/* Your handler: act on a confirmed result, once. Returns 0 when it succeeded. */
+static int handle(const fotp_match *m) {
+  printf("first %s\n", fotp_match_ft_token(m));
+  return 0;
+}
+
+static int do_settle(const fotp_tracker *tracker, const fotp_client *client, FILE *in) {
   static uint8_t body[64 * 1024 + 1];
   size_t len = fread(body, 1, sizeof body, in);
   fotp_callback *cb = NULL;
   fotp_error *err = fotp_callback_parse(body, len, &cb);
   if (err) return report(err); /* an HTTP endpoint answers 400 here */
 
+  fotp_settle_outcome outcome;
   fotp_match *m = NULL;
-  err = fotp_tracker_match(tracker, cb, &m);
+  err = fotp_tracker_settle_outcome(tracker, client, cb, &outcome, &m);
   fotp_callback_free(cb);
-  if (err) return report(err); /* answer 500: the platform retries */
-  if (m == NULL)
-    printf("no live verification holds this code\n");
-  else if (fotp_match_is_duplicate(m))
-    printf("duplicate %s\n", fotp_match_ft_token(m));
-  else
-    printf("matched %s\n", fotp_match_ft_token(m));
+  if (err) {
+    printf("answer 503\n"); /* the store or the query failed: nothing consumed, delivered again */
+    return report(err);
+  }
+  switch (outcome) {
+  case FOTP_SETTLE_NO_MATCH:
+    printf("no live verification holds this code\nanswer %s\n", fotp_callback_ack());
+    break;
+  case FOTP_SETTLE_UNCONFIRMED:
+    printf("unconfirmed\nanswer 503\n"); /* nothing consumed: the platform delivers again */
+    break;
+  case FOTP_SETTLE_FIRST:
+    if (handle(m) != 0) {
+      /* The handler failed: undo, so the next delivery is offered to it again. */
+      err = fotp_tracker_unsettle(tracker, m);
+      if (err) report(err);
+      printf("answer 500\n");
+      break;
+    }
+    printf("answer %s\n", fotp_callback_ack());
+    break;
+  case FOTP_SETTLE_DUPLICATE:
+    printf("duplicate %s\nanswer %s\n", fotp_match_ft_token(m), fotp_callback_ack());
+    break;
+  }
   fotp_match_free(m);
-  printf("answer %s\n", fotp_callback_ack());
   return 0;
 }
 
 int main(int argc, char **argv) {
-  if (argc < 2 || (strcmp(argv[1], "verify") != 0 && strcmp(argv[1], "match") != 0)) {
-    fprintf(stderr, "usage: %s verify | match [FILE|-]\n", argv[0]);
+  if (argc < 2 || (strcmp(argv[1], "verify") != 0 && strcmp(argv[1], "settle") != 0)) {
+    fprintf(stderr, "usage: %s verify | settle [FILE|-]\n", argv[0]);
     return 2;
   }
   fotp_tracker *tracker = NULL;
   fotp_error *err = open_tracker(&tracker);
   if (err) return report(err);
+  fotp_config *cfg = NULL;
+  fotp_client *client = NULL;
+  err = fotp_config_from_env(&cfg);
+  if (!err) err = fotp_client_new(cfg, &client);
+  fotp_config_free(cfg);
+  if (err) {
+    fotp_tracker_free(tracker);
+    return report(err);
+  }
 
   int status;
-  if (strcmp(argv[1], "match") == 0) {
+  if (strcmp(argv[1], "settle") == 0) {
     FILE *in = stdin;
     if (argc > 2 && strcmp(argv[2], "-") != 0) in = fopen(argv[2], "rb");
     if (!in) {
       perror(argv[2]);
-      fotp_tracker_free(tracker);
-      return 2;
+      status = 2;
+    } else {
+      status = do_settle(tracker, client, in);
+      if (in != stdin) fclose(in);
     }
-    status = do_match(tracker, in);
-    if (in != stdin) fclose(in);
   } else {
-    fotp_config *cfg = NULL;
-    fotp_client *client = NULL;
-    err = fotp_config_from_env(&cfg);
-    if (!err) err = fotp_client_new(cfg, &client);
-    fotp_config_free(cfg);
-    status = err ? report(err) : do_verify(tracker, client);
-    fotp_client_free(client);
+    status = do_verify(tracker, client);
   }
+  fotp_client_free(client);
   fotp_tracker_free(tracker);
   return status;
 }

@@ -1,5 +1,6 @@
-//! Push mode with a tracker: a callback endpoint that matches each callback to its
-//! verification exactly once, and a verification that waits for it.
+//! Push mode with a tracker: a callback endpoint that settles each callback (the platform
+//! confirms it, then exactly one delivery per verification is the first), and a verification
+//! that waits for it.
 //!
 //! `FOTP_BASE_URL=… FOTP_APP_ID=… FOTP_APP_SECRET=… cargo run --example push_tracker -- ADDR`
 //! listens for callbacks on ADDR (default 127.0.0.1:8080, path /fotp/callback); register
@@ -27,18 +28,30 @@ fn main() -> ExitCode {
     }
 }
 
-/// What the callback endpoint does with a body.
-fn on_callback(tracker: &fotp::Tracker, body: &[u8]) -> Response {
+/// What the callback endpoint does with a body (CONTRACT.md section 8).
+fn on_callback(tracker: &fotp::Tracker, client: &fotp::Client, body: &[u8]) -> Response {
     let cb = match fotp::parse_callback(body) {
         Ok(cb) => cb,
         Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
     };
-    match tracker.match_callback(&cb) {
-        // A store failure: answer 500 so the platform delivers again.
-        Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
-        Ok(Some(m)) if !m.duplicate => println!("callback: code {} is {}", cb.code, m.ft_token),
-        Ok(Some(m)) => println!("callback: repeated delivery for {}", m.ft_token),
-        Ok(None) => println!("callback: no live verification holds code {}", cb.code),
+    match tracker.settle(client, &cb) {
+        Ok(fotp::Settlement::First(m)) => {
+            // Your handler: the result is confirmed, act on it once. If acting fails,
+            // `tracker.unsettle(&m)` and answer 500: the next delivery is offered again.
+            println!("callback: code {} is {}", cb.code, m.ft_token);
+        }
+        Ok(fotp::Settlement::Duplicate(m)) => {
+            println!("callback: repeated delivery for {}", m.ft_token)
+        }
+        Ok(fotp::Settlement::NoMatch) => {
+            println!("callback: no live verification holds code {}", cb.code)
+        }
+        // Not confirmed by the platform (yet), or the store or the query failed: nothing was
+        // consumed; 503 makes the platform deliver again.
+        Ok(fotp::Settlement::Unconfirmed) => {
+            return (StatusCode::SERVICE_UNAVAILABLE, "not confirmed").into_response()
+        }
+        Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
     }
     let json = [(header::CONTENT_TYPE, "application/json")];
     (StatusCode::OK, json, fotp::CALLBACK_ACK).into_response()
@@ -52,21 +65,21 @@ fn run() -> fotp::Result<bool> {
         Ok(url) if !url.is_empty() => fotp::Tracker::redis(&url, "fotp-example")?,
         _ => fotp::Tracker::memory(),
     });
-    let client = fotp::Client::from_env()?;
+    let client = Arc::new(fotp::Client::from_env()?);
 
     let runtime = tokio::runtime::Runtime::new()
         .map_err(|e| fotp::Error::new(fotp::ErrorKind::Internal, e.to_string()))?;
     let listener = runtime
         .block_on(tokio::net::TcpListener::bind(&addr))
         .map_err(|e| fotp::Error::new(fotp::ErrorKind::Network, format!("{addr}: {e}")))?;
-    let endpoint = tracker.clone();
+    let (endpoint, endpoint_client) = (tracker.clone(), client.clone());
     let app = Router::new().route(
         "/fotp/callback",
-        // The tracker may block on Redis: keep it off the async workers.
+        // Settling blocks on the store and the platform: keep it off the async workers.
         post(move |body: Bytes| {
-            let tracker = endpoint.clone();
+            let (tracker, client) = (endpoint.clone(), endpoint_client.clone());
             async move {
-                tokio::task::spawn_blocking(move || on_callback(&tracker, &body))
+                tokio::task::spawn_blocking(move || on_callback(&tracker, &client, &body))
                     .await
                     .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
             }

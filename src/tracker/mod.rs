@@ -1,9 +1,10 @@
 //! Push mode at scale: matching callbacks to verifications.
 //!
-//! A callback names no `ftToken`, only the phone number and the code. A [`Tracker`] gives each
-//! verification a code that no other live verification of the same tracker holds, so the code
-//! alone finds the verification; it reports a second delivery of the same callback as a
-//! duplicate, and lets any process sharing its store wait for the result.
+//! A callback names no `ftToken`, only the phone number and the code, and it carries no
+//! signature. A [`Tracker`] gives each verification a code that no other live verification of
+//! the same tracker holds, so the code alone finds the verification; [`Tracker::settle`] has
+//! the platform confirm the callback and reports exactly one genuine delivery per verification
+//! as the first, and any process sharing the store can wait for the result.
 //!
 //! ```no_run
 //! # fn main() -> fotp::Result<()> {
@@ -12,11 +13,18 @@
 //! let v = tracker.verify(&client, "2", 4, Some(5))?;
 //! // ... in the callback handler (possibly another process sharing the Redis store):
 //! # let body = b"";
+//! # fn act_on(_: &str) -> Result<(), ()> { Ok(()) }
 //! let cb = fotp::parse_callback(body)?;
-//! match tracker.match_callback(&cb)? {
-//!     Some(m) if !m.duplicate => { /* first delivery for m.ft_token */ }
-//!     Some(_) => { /* a duplicate delivery: already handled */ }
-//!     None => { /* no live verification holds this code */ }
+//! match tracker.settle(&client, &cb)? {
+//!     fotp::Settlement::First(m) => {
+//!         // Confirmed by the platform, and the first delivery: act on it, once.
+//!         if act_on(&m.ft_token).is_err() {
+//!             tracker.unsettle(&m)?; // answer 500: the next delivery is offered again
+//!         }
+//!     }
+//!     fotp::Settlement::Duplicate(_) => { /* confirmed, handled before: acknowledge */ }
+//!     fotp::Settlement::Unconfirmed => { /* not confirmed (yet): answer 503, nothing consumed */ }
+//!     fotp::Settlement::NoMatch => { /* no live verification holds this code: acknowledge */ }
 //! }
 //! // ... where the user waits:
 //! let result = tracker.wait(&client, &v.ft_token, std::time::Duration::from_secs(120))?;
@@ -32,9 +40,16 @@
 //!   when none is given) plus a grace period ([`DEFAULT_GRACE`]), so a late callback is still
 //!   matched and the code is not handed out again while the platform may still report it.
 //! - The mobile number is not part of the match: the platform decides which phone sent the code.
-//! - [`Tracker::wait`]'s result always comes from the platform's query. A matched callback only
-//!   wakes the waiter so it queries at once instead of at the next poll: a callback carries no
-//!   signature, so a forged one can never make `wait` report success.
+//! - [`Tracker::wait`]'s result always comes from the platform's query. A matched or settled
+//!   callback only wakes the waiter so it queries at once instead of at the next poll: a
+//!   callback carries no signature, so a forged one can never make `wait` report success.
+//! - [`Tracker::settle`] consumes nothing until the platform confirms the callback, so a forged
+//!   callback (posted for every code) never turns the genuine one into a duplicate; the
+//!   unauthenticated [`Tracker::match_callback`] keeps a record of its own for the same reason.
+//! - A reservation is freed early only when the verify request surely never reached the server
+//!   (or the platform refused it); otherwise the platform may hold a session with the code,
+//!   and it stays reserved until its TTL. A late callback for an expired session does not
+//!   confirm against the newer session's query, so it never settles it.
 
 use std::fmt;
 use std::sync::Arc;
@@ -207,7 +222,32 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Returns `true` as soon as a callback for `ft_token` was matched or settled (at once if it
     /// already was), `false` when `timeout` passes first.
     fn wait_matched(&self, ft_token: &str, timeout: Duration) -> Result<bool>;
+
+    /// [`wait_matched`](Store::wait_matched) that also gives up (`false`) once `stop()` is
+    /// true, checked at least every [`STOP_CHECK`]. The default waits in such slices.
+    fn wait_matched_unless(
+        &self,
+        ft_token: &str,
+        timeout: Duration,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<bool> {
+        let deadline = deadline_after(timeout);
+        loop {
+            if stop() {
+                return Ok(false);
+            }
+            let Some(left) = remaining(deadline) else {
+                return Ok(false);
+            };
+            if self.wait_matched(ft_token, left.min(STOP_CHECK))? {
+                return Ok(true);
+            }
+        }
+    }
 }
+
+/// How often a wait looks at the client's cancel token.
+pub const STOP_CHECK: Duration = Duration::from_millis(50);
 
 /// Matches push-mode callbacks to verifications; see the [module docs](self).
 ///
@@ -451,44 +491,58 @@ impl Tracker {
     ///
     /// The result always comes from a query (see the [module docs](self)). Transient query
     /// failures are retried within `timeout`. When the store fails, the wait goes on by
-    /// polling the platform; a time-out error then says that the store failed too.
+    /// polling the platform; a time-out error then says that the store failed too. The
+    /// client's call bound ([`Client::with_timeout`]) limits the wait as well, and its cancel
+    /// token ([`Client::with_cancel`]) ends it within about 100 ms (a timeout error saying so).
     pub fn wait(&self, client: &Client, ft_token: &str, timeout: Duration) -> Result<QueryResult> {
         validate::ft_token(ft_token)?;
-        let deadline = deadline_after(timeout);
+        let start = Instant::now();
+        // The client's own call bound (a Go context, Python's timeout=) bounds the wait too.
+        let deadline = match client.call_deadline() {
+            Some(bound) => deadline_after(timeout).min(bound),
+            None => deadline_after(timeout),
+        };
+        let limit = deadline.saturating_duration_since(start);
         let mut store_failure: Option<Error> = None;
         let timed_out = |store_failure: &Option<Error>| {
-            let mut msg = format!("no final status within {} ms", timeout.as_millis());
+            let mut msg = format!("no final status within {} ms", limit.as_millis());
             if let Some(e) = store_failure {
                 msg.push_str(&format!(" (polled the platform only: {})", e.message()));
             }
             Error::new(ErrorKind::Timeout, msg)
         };
+        let cancelled = || Error::new(ErrorKind::Timeout, "the call was cancelled");
+        let stop = || client.cancelled();
         let mut matched = false;
         loop {
             let left = remaining(deadline).ok_or_else(|| timed_out(&store_failure))?;
             let slice = left.min(self.poll_interval);
             let slice_end = deadline_after(slice);
             if !matched {
-                match self.store.wait_matched(ft_token, slice) {
+                match self.store.wait_matched_unless(ft_token, slice, &stop) {
                     Ok(m) => matched = m,
                     Err(e) => {
                         // Without the store's wake-up, the poll below still finds the result.
                         store_failure = Some(e);
                         if let Some(rest) = remaining(slice_end) {
-                            std::thread::sleep(rest);
+                            client.pause(rest);
                         }
                     }
                 }
             } else {
                 // Matched, but the platform has no final status yet: poll it.
-                std::thread::sleep(slice);
+                client.pause(slice);
+            }
+            if client.cancelled() {
+                return Err(cancelled());
             }
             let left = remaining(deadline).ok_or_else(|| timed_out(&store_failure))?;
             let limited = client.with_timeout(left.min(client.config().timeout()));
             match limited.query(ft_token) {
                 Ok(r) if r.status != Status::Processing => return Ok(r),
                 Ok(_) => {}
-                Err(e) if matches!(e.kind(), ErrorKind::Network | ErrorKind::Timeout) => {}
+                Err(_) if client.cancelled() => return Err(cancelled()),
+                Err(e) if crate::client::is_transient(&e) => {}
                 Err(e) => return Err(e),
             }
         }

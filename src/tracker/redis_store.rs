@@ -4,25 +4,47 @@
 //! - `code:{code}`: `r:{ticket}` while reserved, then `t:{ftToken}`; TTL validity + grace;
 //! - `live:{length}`: sorted set of live codes scored by expiry (Redis server time, ms), to count
 //!   them for the exhaustion rule; TTL that of its longest-lived member;
-//! - `done:{ftToken}`: a one-element list once a callback matched; waiters block on it with
-//!   `BLMOVE key key` (which leaves the element in place, so every waiter wakes); TTL that of
-//!   its code.
+//! - `match:{ftToken}` / `settle:{ftToken}`: the id of the first match / settle call; TTL that
+//!   of the code.
 //!
-//! Every multi-step operation is one Lua script, so it is atomic. Needs Redis 6.2 or later
-//! (BLMOVE), standalone or with replicas (not Redis Cluster: scripts touch several keys).
+//! A first match or settlement also publishes the token on the channel `{namespace}:wake`.
+//!
+//! Every multi-step operation is one Lua script, so it is atomic, and idempotent: a script sent
+//! again (after an interrupted read or a connection that died) answers as the first time did.
+//! Standalone Redis or with replicas (not Redis Cluster: scripts touch several keys).
+//!
+//! Connections, per process and store: at most [`RedisStore::MAX_CONNECTIONS`] for commands (a caller waits
+//! for a free one) plus one subscriber that receives the wake-ups of every waiter of the
+//! process, so the count stays bounded whatever the number of waits. A process never uses a
+//! connection its parent opened (pid check). A read interrupted by a signal (`EINTR`; sockets
+//! with a time-out are never restarted) is retried within the command's time limit, and a
+//! pooled connection found dead (a Redis restart) is replaced once, transparently.
 
+use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::sync::{Mutex, MutexGuard};
-use std::time::Duration;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use redis::{Connection, RedisResult, Script};
 
-use super::{Match, Reserve, Store};
+use super::{deadline_after, Match, Reserve, Store};
 use crate::error::{Error, ErrorKind, Result};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
-const MAX_IDLE: usize = 16;
+
+/// Command connections per process and store (the subscriber comes on top).
+const MAX_CONNECTIONS: usize = RedisStore::MAX_CONNECTIONS;
+
+/// How often the subscriber looks up from its socket (to notice the store was dropped).
+const SUBSCRIBER_TICK: Duration = Duration::from_millis(500);
+
+/// Pause between the subscriber's reconnection attempts while Redis is away.
+const RESUBSCRIBE_PAUSE: Duration = Duration::from_millis(100);
+
+/// `EINTR` in an `io::Error`'s text ("(os error 4)"): the redis crate keeps the `io::Error`
+/// private, and 4 is `EINTR` on every POSIX system.
+const EINTR_TEXT: &str = "(os error 4)";
 
 // KEYS: live set, candidate code keys. ARGV: ttl ms, limit, holder value, candidate codes.
 // Returns the 1-based index of the reserved candidate, 0 when all are taken, -1 when exhausted.
@@ -66,7 +88,7 @@ redis.call('ZREM', KEYS[2], ARGV[2])
 return 1
 ";
 
-// KEYS: code key. ARGV: key prefix (`{ns}:`), claim id. Returns nil, or {ftToken, duplicate}.
+// KEYS: code key. ARGV: key prefix (`{ns}:`), claim id. Publishes the token on `{ns}:wake`. Returns nil, or {ftToken, duplicate}.
 // The token's keys derive from the code's value, hence are built here (standalone Redis only).
 // Repeated with the same claim id (a lost answer), it answers the same.
 const CLAIM: &str = r"
@@ -80,15 +102,11 @@ if not redis.call('SET', mk, ARGV[2], 'NX', 'PX', ttl) then
   if redis.call('GET', mk) == ARGV[2] then return {token, 0} end
   return {token, 1}
 end
-local done = ARGV[1] .. 'done:' .. token
-if redis.call('EXISTS', done) == 0 then
-  redis.call('RPUSH', done, '1')
-  redis.call('PEXPIRE', done, ttl)
-end
+redis.call('PUBLISH', ARGV[1] .. 'wake', token)
 return {token, 0}
 ";
 
-// KEYS: code key, settle key, done key. ARGV: bound value, settle id.
+// KEYS: code key, settle key. ARGV: bound value, settle id, wake channel, token.
 // Returns -1 when the code is no longer bound to the token, 1 for the first settlement (also
 // when repeated with the same settle id), 0 when settled before.
 const SETTLE: &str = r"
@@ -99,10 +117,7 @@ if not redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', ttl) then
   if redis.call('GET', KEYS[2]) == ARGV[2] then return 1 end
   return 0
 end
-if redis.call('EXISTS', KEYS[3]) == 0 then
-  redis.call('RPUSH', KEYS[3], '1')
-  redis.call('PEXPIRE', KEYS[3], ttl)
-end
+redis.call('PUBLISH', ARGV[3], ARGV[4])
 return 1
 ";
 
@@ -114,12 +129,13 @@ return 1
 
 /// A [`Store`] in Redis, shared by every process that uses the same server and namespace.
 ///
-/// Holds a small pool of connections; safe to share between threads. A Redis failure is a
-/// [`ErrorKind::Network`] error, never a guess.
+/// Holds a bounded pool of connections and, once something waits, one subscriber connection
+/// with its thread; safe to share between threads. A Redis failure is a [`ErrorKind::Network`]
+/// error, never a guess.
 pub struct RedisStore {
-    client: redis::Client,
     namespace: String,
-    idle: Mutex<Vec<Connection>>,
+    pool: Arc<Pool>,
+    wakeups: Arc<Wakeups>,
     reserve: Script,
     bind: Script,
     release: Script,
@@ -137,7 +153,18 @@ impl fmt::Debug for RedisStore {
     }
 }
 
+impl Drop for RedisStore {
+    fn drop(&mut self) {
+        // The subscriber thread exits at its next tick.
+        self.wakeups.lock().stop = true;
+    }
+}
+
 impl RedisStore {
+    /// The most connections a store opens for commands in one process; one more, the
+    /// subscriber, carries the wake-ups of all its waiters.
+    pub const MAX_CONNECTIONS: usize = 16;
+
     /// Connects to the Redis server at `url` (`redis://[user:password@]host[:port][/db]`) and
     /// keeps keys under `namespace` (1-64 visible ASCII characters, e.g. `"fotp"`).
     ///
@@ -161,9 +188,9 @@ impl RedisStore {
             ))
         })?;
         let store = RedisStore {
-            client,
             namespace: namespace.to_owned(),
-            idle: Mutex::new(Vec::new()),
+            pool: Arc::new(Pool::new(client.clone())),
+            wakeups: Arc::new(Wakeups::new(client, format!("{namespace}:wake"))),
             reserve: Script::new(RESERVE),
             bind: Script::new(BIND),
             release: Script::new(RELEASE),
@@ -184,37 +211,41 @@ impl RedisStore {
         format!("{}:{kind}:{id}", self.namespace)
     }
 
-    fn idle(&self) -> MutexGuard<'_, Vec<Connection>> {
-        // A Vec of connections stays valid whatever panicked while it was locked.
-        self.idle.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn connect(&self) -> Result<Connection> {
-        let c = self
-            .client
-            .get_connection_with_timeout(CONNECT_TIMEOUT)
-            .map_err(store_error)?;
-        c.set_read_timeout(Some(COMMAND_TIMEOUT))
-            .and_then(|()| c.set_write_timeout(Some(COMMAND_TIMEOUT)))
-            .map_err(store_error)?;
-        Ok(c)
-    }
-
-    /// Runs `f` on a pooled connection. A connection that failed is dropped, never reused;
-    /// nothing is retried, since a lost answer may hide a change that did happen.
-    fn with_conn<T>(&self, f: impl FnOnce(&mut Connection) -> RedisResult<T>) -> Result<T> {
-        let pooled = self.idle().pop();
-        let mut con = match pooled {
-            Some(c) => c,
-            None => self.connect()?,
-        };
-        let out = f(&mut con).map_err(store_error)?;
-        let mut idle = self.idle();
-        if idle.len() < MAX_IDLE {
-            idle.push(con);
+    /// Runs `f` on a pooled connection; every `f` here is idempotent, so it may run twice.
+    ///
+    /// An interrupted read (`EINTR`) is retried on the same connection until the time limit
+    /// (the crate then skips the interrupted command's late answer); a pooled connection that
+    /// turns out dead is replaced once. Anything else drops the connection and is the error.
+    fn with_conn<T>(&self, mut f: impl FnMut(&mut Connection) -> RedisResult<T>) -> Result<T> {
+        let deadline = deadline_after(COMMAND_TIMEOUT);
+        let mut lease = self.pool.checkout(deadline, false)?;
+        let mut replaced = false;
+        loop {
+            match f(&mut lease.con) {
+                Ok(v) => {
+                    self.pool.checkin(lease);
+                    return Ok(v);
+                }
+                Err(e) if interrupted(&e) && Instant::now() < deadline => {}
+                Err(e) if e.is_connection_dropped() && !lease.fresh && !replaced => {
+                    // The server closed it (a restart?): the other idle ones are likely dead
+                    // too, so the retry gets a new connection.
+                    self.pool.discard(lease);
+                    self.pool.clear_idle();
+                    replaced = true;
+                    lease = self.pool.checkout(deadline, true)?;
+                }
+                Err(e) => {
+                    self.pool.discard(lease);
+                    return Err(store_error(e));
+                }
+            }
         }
-        Ok(out)
     }
+}
+
+fn interrupted(e: &redis::RedisError) -> bool {
+    e.kind() == redis::ErrorKind::IoError && e.to_string().ends_with(EINTR_TEXT)
 }
 
 fn store_error(e: redis::RedisError) -> Error {
@@ -229,6 +260,324 @@ fn store_error(e: redis::RedisError) -> Error {
 
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+fn remaining(deadline: Instant) -> Option<Duration> {
+    deadline
+        .checked_duration_since(Instant::now())
+        .filter(|d| !d.is_zero())
+}
+
+/// Opens a connection within `deadline`, retrying a handshake a signal interrupted.
+fn connect(
+    client: &redis::Client,
+    deadline: Instant,
+    read_timeout: Duration,
+) -> Result<Connection> {
+    loop {
+        let limit = remaining(deadline)
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Network,
+                    "the tracker's Redis store failed: no connection within the time limit",
+                )
+            })?
+            .min(CONNECT_TIMEOUT);
+        let opened = client.get_connection_with_timeout(limit).and_then(|c| {
+            c.set_read_timeout(Some(read_timeout))?;
+            c.set_write_timeout(Some(COMMAND_TIMEOUT))?;
+            Ok(c)
+        });
+        match opened {
+            Ok(c) => return Ok(c),
+            Err(e) if interrupted(&e) => {}
+            Err(e) => return Err(store_error(e)),
+        }
+    }
+}
+
+/// A connection out of the pool.
+struct Lease {
+    con: Connection,
+    /// Opened for this call (so not stale).
+    fresh: bool,
+    /// The process that opened it.
+    pid: u32,
+}
+
+/// At most [`MAX_CONNECTIONS`] command connections, reused; reset in a forked child.
+struct Pool {
+    client: redis::Client,
+    state: Mutex<PoolState>,
+    freed: Condvar,
+}
+
+struct PoolState {
+    pid: u32,
+    idle: Vec<Connection>,
+    /// Connections of this process, idle or leased.
+    open: usize,
+}
+
+impl Pool {
+    fn new(client: redis::Client) -> Pool {
+        Pool {
+            client,
+            state: Mutex::new(PoolState {
+                pid: std::process::id(),
+                idle: Vec::new(),
+                open: 0,
+            }),
+            freed: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, PoolState> {
+        // Every update leaves the state valid, so a poisoned lock still guards valid data.
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let pid = std::process::id();
+        if s.pid != pid {
+            // A forked child: its parent's sockets are not its to use. Closing our copies
+            // leaves the parent's connections open.
+            s.idle.clear();
+            s.open = 0;
+            s.pid = pid;
+        }
+        s
+    }
+
+    /// A connection, idle or new (only new when `new_only`).
+    fn checkout(&self, deadline: Instant, new_only: bool) -> Result<Lease> {
+        let mut s = self.lock();
+        loop {
+            if !new_only {
+                if let Some(con) = s.idle.pop() {
+                    return Ok(Lease {
+                        con,
+                        fresh: false,
+                        pid: s.pid,
+                    });
+                }
+            } else if s.open >= MAX_CONNECTIONS && s.idle.pop().is_some() {
+                // Room for the new one: an idle connection is closed.
+                s.open -= 1;
+            }
+            if s.open < MAX_CONNECTIONS {
+                s.open += 1;
+                let pid = s.pid;
+                drop(s);
+                return match connect(&self.client, deadline, COMMAND_TIMEOUT) {
+                    Ok(con) => Ok(Lease {
+                        con,
+                        fresh: true,
+                        pid,
+                    }),
+                    Err(e) => {
+                        self.forget(pid);
+                        Err(e)
+                    }
+                };
+            }
+            let Some(left) = remaining(deadline) else {
+                return Err(Error::new(
+                    ErrorKind::Network,
+                    format!(
+                        "the tracker's Redis store failed: all {MAX_CONNECTIONS} connections stayed busy"
+                    ),
+                ));
+            };
+            s = self
+                .freed
+                .wait_timeout(s, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+            // Re-run the fork check on the reacquired state.
+            drop(s);
+            s = self.lock();
+        }
+    }
+
+    fn checkin(&self, lease: Lease) {
+        let mut s = self.lock();
+        if lease.pid == s.pid {
+            s.idle.push(lease.con);
+            self.freed.notify_one();
+        }
+    }
+
+    /// Drops every idle connection.
+    fn clear_idle(&self) {
+        let mut s = self.lock();
+        let n = s.idle.len();
+        s.idle.clear();
+        s.open = s.open.saturating_sub(n);
+        self.freed.notify_all();
+    }
+
+    /// Drops a connection that failed.
+    fn discard(&self, lease: Lease) {
+        drop(lease.con);
+        self.forget(lease.pid);
+    }
+
+    fn forget(&self, pid: u32) {
+        let mut s = self.lock();
+        if pid == s.pid {
+            s.open = s.open.saturating_sub(1);
+            self.freed.notify_one();
+        }
+    }
+}
+
+/// The wake-ups of one process: a subscriber thread on `{ns}:wake` fans the published tokens
+/// out to the local waiters.
+struct Wakeups {
+    client: redis::Client,
+    channel: String,
+    state: Mutex<WakeState>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct WakeState {
+    /// The process whose subscriber thread runs (0: none yet).
+    pid: u32,
+    /// Bumped each time the subscription (re)starts: a waiter then re-checks the store, since a
+    /// wake-up published while it was down was missed.
+    generation: u64,
+    subscribed: bool,
+    /// Tokens waited for, with their number of waiters.
+    waiting: HashMap<String, usize>,
+    /// Waited-for tokens whose wake-up came.
+    woken: HashSet<String>,
+    stop: bool,
+}
+
+impl Wakeups {
+    fn new(client: redis::Client, channel: String) -> Wakeups {
+        Wakeups {
+            client,
+            channel,
+            state: Mutex::new(WakeState::default()),
+            changed: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, WakeState> {
+        // Every update leaves the state valid, so a poisoned lock still guards valid data.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Starts this process's subscriber thread unless it runs (threads do not survive a fork).
+    fn ensure_running(self: &Arc<Self>) -> Result<()> {
+        let mut s = self.lock();
+        let pid = std::process::id();
+        if s.pid == pid {
+            return Ok(());
+        }
+        s.pid = pid;
+        s.subscribed = false;
+        s.woken.clear();
+        let me = Arc::clone(self);
+        let spawned = std::thread::Builder::new()
+            .name("fotp-redis-wake".into())
+            .spawn(move || me.run(pid));
+        if let Err(e) = spawned {
+            s.pid = 0;
+            return Err(Error::new(
+                ErrorKind::Internal,
+                format!("could not start the tracker's wake-up thread: {e}"),
+            ));
+        }
+        Ok(())
+    }
+
+    fn running_here(&self, pid: u32) -> bool {
+        let s = self.lock();
+        !s.stop && s.pid == pid
+    }
+
+    fn run(&self, pid: u32) {
+        while self.running_here(pid) {
+            if self.subscribe_and_listen(pid).is_err() {
+                // Redis away: waiters poll meanwhile; try again shortly.
+                std::thread::sleep(RESUBSCRIBE_PAUSE);
+            }
+            let mut s = self.lock();
+            s.subscribed = false;
+            self.changed.notify_all();
+        }
+    }
+
+    fn subscribe_and_listen(&self, pid: u32) -> Result<()> {
+        let deadline = deadline_after(CONNECT_TIMEOUT);
+        let mut con = connect(&self.client, deadline, SUBSCRIBER_TICK)?;
+        let mut sub = con.as_pubsub();
+        loop {
+            match sub.subscribe(&self.channel) {
+                Ok(()) => break,
+                Err(e) if interrupted(&e) && Instant::now() < deadline => {}
+                Err(e) => return Err(store_error(e)),
+            }
+        }
+        {
+            let mut s = self.lock();
+            s.generation = s.generation.wrapping_add(1);
+            s.subscribed = true;
+            self.changed.notify_all();
+        }
+        while self.running_here(pid) {
+            match sub.get_message() {
+                Ok(msg) => {
+                    let Ok(token) = msg.get_payload::<String>() else {
+                        continue;
+                    };
+                    let mut s = self.lock();
+                    if s.waiting.contains_key(&token) {
+                        s.woken.insert(token);
+                        self.changed.notify_all();
+                    }
+                }
+                // Idle, or a signal: nothing lost, keep listening.
+                Err(e) if e.is_timeout() || interrupted(&e) => {}
+                Err(e) => return Err(store_error(e)),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Registration of one waiter for a token; removed on drop.
+struct Waiting<'a> {
+    wakeups: &'a Wakeups,
+    token: String,
+}
+
+impl<'a> Waiting<'a> {
+    fn new(wakeups: &'a Wakeups, token: &str) -> Waiting<'a> {
+        *wakeups.lock().waiting.entry(token.to_owned()).or_insert(0) += 1;
+        Waiting {
+            wakeups,
+            token: token.to_owned(),
+        }
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        let mut s = self.wakeups.lock();
+        let last = match s.waiting.get_mut(&self.token) {
+            Some(n) if *n > 1 => {
+                *n -= 1;
+                false
+            }
+            _ => true,
+        };
+        if last {
+            s.waiting.remove(&self.token);
+            s.woken.remove(&self.token);
+        }
+    }
 }
 
 impl Store for RedisStore {
@@ -296,9 +645,10 @@ impl Store for RedisStore {
     fn settle(&self, code: &str, ft_token: &str, settle_id: &str) -> Result<Option<bool>> {
         let mut inv = self.settle.key(self.key("code", code));
         inv.key(self.key("settle", ft_token))
-            .key(self.key("done", ft_token))
             .arg(format!("t:{ft_token}"))
-            .arg(settle_id);
+            .arg(settle_id)
+            .arg(&self.wakeups.channel)
+            .arg(ft_token);
         let n: i64 = self.with_conn(|c| inv.invoke(c))?;
         Ok(match n {
             1 => Some(true),
@@ -315,22 +665,58 @@ impl Store for RedisStore {
     }
 
     fn wait_matched(&self, ft_token: &str, timeout: Duration) -> Result<bool> {
-        let key = self.key("done", ft_token);
-        // BLMOVE's timeout 0 means "forever": block at least 1 ms.
-        let secs = format!("{:.3}", timeout.as_secs_f64().max(0.001));
-        let found: Option<String> = self.with_conn(|c| {
-            // The connection blocks for `timeout`: allow for that before calling it dead.
-            c.set_read_timeout(Some(timeout.saturating_add(COMMAND_TIMEOUT)))?;
-            let r = redis::cmd("BLMOVE")
-                .arg(&key)
-                .arg(&key)
-                .arg("RIGHT")
-                .arg("LEFT")
-                .arg(&secs)
-                .query(c);
-            c.set_read_timeout(Some(COMMAND_TIMEOUT))?;
-            r
-        })?;
-        Ok(found.is_some())
+        self.wait_matched_unless(ft_token, timeout, &|| false)
+    }
+
+    fn wait_matched_unless(
+        &self,
+        ft_token: &str,
+        timeout: Duration,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<bool> {
+        let deadline = deadline_after(timeout);
+        let _waiting = Waiting::new(&self.wakeups, ft_token);
+        self.wakeups.ensure_running()?;
+        let keys = [self.key("match", ft_token), self.key("settle", ft_token)];
+        let mut checked: Option<u64> = None;
+        loop {
+            // Check the store whenever the subscription (re)started since the last check:
+            // a wake-up published before it was active would be missed otherwise.
+            let generation = {
+                let mut s = self.wakeups.lock();
+                loop {
+                    if s.woken.contains(ft_token) {
+                        return Ok(true);
+                    }
+                    if s.subscribed && checked != Some(s.generation) {
+                        break Some(s.generation);
+                    }
+                    if checked.is_none() && !s.subscribed && remaining(deadline).is_none() {
+                        // Never subscribed in time: one check, then the caller polls.
+                        break None;
+                    }
+                    let Some(left) = remaining(deadline) else {
+                        return Ok(false);
+                    };
+                    if stop() {
+                        return Ok(false);
+                    }
+                    s = self
+                        .wakeups
+                        .changed
+                        .wait_timeout(s, left.min(super::STOP_CHECK))
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                }
+            };
+            let found: usize = self.with_conn(|c| redis::cmd("EXISTS").arg(&keys).query(c))?;
+            if found > 0 {
+                return Ok(true);
+            }
+            match generation {
+                Some(g) => checked = Some(g),
+                None => return Ok(false),
+            }
+        }
     }
 }

@@ -146,12 +146,22 @@ impl Platform {
 pub struct Redis {
     child: Child,
     pub port: u16,
+    /// Its working directory (where `restart` keeps the data), removed on drop.
+    dir: std::path::PathBuf,
 }
+
+static DIRS: AtomicUsize = AtomicUsize::new(0);
 
 impl Redis {
     /// Starts a server, or returns `None` (after saying so loudly) when the binary is missing
     /// and `FOTP_REQUIRE_REDIS` is not set; with it set, a missing binary fails the test.
     pub fn start() -> Option<Redis> {
+        let dir = std::env::temp_dir().join(format!(
+            "fotp-redis-{}-{}",
+            std::process::id(),
+            DIRS.fetch_add(1, Ordering::SeqCst)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
         for _ in 0..5 {
             // The port is free now; another process could take it before redis binds it, in
             // which case redis exits and we try another.
@@ -160,44 +170,40 @@ impl Redis {
                 .local_addr()
                 .unwrap()
                 .port();
-            let spawned = Command::new("redis-server")
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-                .args(["--loglevel", "notice"])
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn();
-            let mut child = match spawned {
-                Ok(c) => c,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    if std::env::var_os("FOTP_REQUIRE_REDIS").is_some() {
-                        panic!("FOTP_REQUIRE_REDIS is set but redis-server is not installed");
-                    }
-                    eprintln!(
-                        "\n*** SKIPPED: redis-server is not installed (apt-get install \
-                         redis-server); set FOTP_REQUIRE_REDIS=1 to make this a failure ***\n"
-                    );
-                    return None;
-                }
-                Err(e) => panic!("cannot start redis-server: {e}"),
-            };
-            // Ready when it says so (an event, not a guess); EOF means it exited.
-            let stdout = child.stdout.take().unwrap();
-            let mut lines = BufReader::new(stdout).lines();
-            let ready = lines
-                .by_ref()
-                .map_while(Result::ok)
-                .any(|l| l.contains("Ready to accept connections"));
-            if ready {
-                // Keep draining its log so it never blocks on a full pipe.
-                std::thread::spawn(move || lines.for_each(drop));
-                return Some(Redis { child, port });
+            match spawn_redis(port, &dir) {
+                Spawn::Ready(child) => return Some(Redis { child, port, dir }),
+                Spawn::Missing => return None,
+                Spawn::Failed => {}
             }
-            let _ = child.kill();
-            let _ = child.wait();
         }
         panic!("redis-server did not start on any of 5 ports");
+    }
+
+    #[cfg(feature = "redis")]
+    /// Restarts the server on the same port with the same data (saved on shutdown): every
+    /// connection to it dies, nothing stored is lost.
+    pub fn restart(&mut self) {
+        let _: redis::RedisResult<()> = redis::cmd("SHUTDOWN").arg("SAVE").query(&mut self.con());
+        let _ = self.child.wait();
+        for _ in 0..50 {
+            if let Spawn::Ready(child) = spawn_redis(self.port, &self.dir) {
+                self.child = child;
+                return;
+            }
+            // The port may linger for a moment after the old server exits.
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("redis-server did not restart on port {}", self.port);
+    }
+
+    #[cfg(feature = "redis")]
+    /// The number of client connections the server has (this call's own included).
+    pub fn clients(&self) -> usize {
+        let list: String = redis::cmd("CLIENT")
+            .arg("LIST")
+            .query(&mut self.con())
+            .unwrap();
+        list.lines().filter(|l| !l.trim().is_empty()).count()
     }
 
     pub fn url(&self) -> String {
@@ -222,7 +228,56 @@ impl Redis {
 impl Drop for Redis {
     fn drop(&mut self) {
         self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+enum Spawn {
+    Ready(Child),
+    Missing,
+    Failed,
+}
+
+fn spawn_redis(port: u16, dir: &std::path::Path) -> Spawn {
+    let spawned = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+        .arg("--dir")
+        .arg(dir)
+        .args(["--loglevel", "notice", "--maxclients", "10000"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn();
+    let mut child = match spawned {
+        Ok(c) => c,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if std::env::var_os("FOTP_REQUIRE_REDIS").is_some() {
+                panic!("FOTP_REQUIRE_REDIS is set but redis-server is not installed");
+            }
+            eprintln!(
+                "\n*** SKIPPED: redis-server is not installed (apt-get install \
+                 redis-server); set FOTP_REQUIRE_REDIS=1 to make this a failure ***\n"
+            );
+            return Spawn::Missing;
+        }
+        Err(e) => panic!("cannot start redis-server: {e}"),
+    };
+    // Ready when it says so (an event, not a guess); EOF means it exited.
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let ready = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .any(|l| l.contains("Ready to accept connections"));
+    if ready {
+        // Keep draining its log so it never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        return Spawn::Ready(child);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    Spawn::Failed
 }
 
 /// Polls `f` until it holds or `limit` passes; for states with no event to wait on (a key's

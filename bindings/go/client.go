@@ -11,9 +11,7 @@ import (
 	"fmt"
 	"math"
 	"net/url"
-	"os"
 	"runtime"
-	"strconv"
 	"strings"
 	"time"
 	"unsafe"
@@ -87,8 +85,7 @@ func (c Config) GoString() string { return c.String() }
 // Client talks to the platform. It is safe for concurrent use by many goroutines, which
 // share one connection pool. Close it when done.
 type Client struct {
-	timeout time.Duration // the configured per-attempt limit
-	polls   chan struct{} // a slot per Wait poll running in the library (maxWaitPolls)
+	polls chan struct{} // a slot per Wait poll running in the library (maxWaitPolls)
 
 	handle[*C.fotp_client]
 }
@@ -104,16 +101,13 @@ func NewClient(cfg Config) (*Client, error) {
 	if err := applyConfig(cc, cfg); err != nil {
 		return nil, err
 	}
-	timeout := DefaultTimeout
-	if cfg.Timeout > 0 {
-		timeout = cfg.Timeout
-	}
-	return newClient(cc, timeout)
+	return newClient(cc)
 }
 
 // NewClientFromEnv builds a client from the FOTP_* environment variables (FOTP_BASE_URL,
 // FOTP_AUTH, FOTP_APP_ID, FOTP_APP_SECRET, FOTP_APP_KEY, FOTP_TOKEN, FOTP_TIMEOUT_MS,
-// FOTP_CONNECT_TIMEOUT_MS, FOTP_RETRIES, FOTP_ALLOW_INSECURE_HTTP).
+// FOTP_CONNECT_TIMEOUT_MS, FOTP_RETRIES, FOTP_ALLOW_INSECURE_HTTP, FOTP_CA_BUNDLE; the proxy
+// from HTTPS_PROXY, HTTP_PROXY and NO_PROXY).
 func NewClientFromEnv() (*Client, error) {
 	var cc *C.fotp_config
 	if err := takeError(C.fotp_config_from_env(&cc)); err != nil {
@@ -123,22 +117,15 @@ func NewClientFromEnv() (*Client, error) {
 	if err := setUserAgent(cc); err != nil {
 		return nil, err
 	}
-	timeout := DefaultTimeout
-	// The library has already checked the value when the config was read.
-	if v := strings.TrimSpace(os.Getenv("FOTP_TIMEOUT_MS")); v != "" {
-		if ms, err := strconv.ParseUint(v, 10, 64); err == nil && ms > 0 {
-			timeout = time.Duration(min(ms, uint64(math.MaxInt64/int64(time.Millisecond)))) * time.Millisecond
-		}
-	}
-	return newClient(cc, timeout)
+	return newClient(cc)
 }
 
-func newClient(cc *C.fotp_config, timeout time.Duration) (*Client, error) {
+func newClient(cc *C.fotp_config) (*Client, error) {
 	var ptr *C.fotp_client
 	if err := takeError(C.fotp_client_new(cc, &ptr)); err != nil {
 		return nil, err
 	}
-	c := &Client{timeout: timeout, polls: make(chan struct{}, maxWaitPolls)}
+	c := &Client{polls: make(chan struct{}, maxWaitPolls)}
 	c.handle = handle[*C.fotp_client]{ptr: ptr, what: "client", free: freeClient}
 	// Only a safety net for a forgotten Close: in-flight calls keep c reachable.
 	runtime.SetFinalizer(c, (*Client).Close)
@@ -253,7 +240,8 @@ func withCString(s string, f func(*C.char) error) error {
 }
 
 // Close releases the client. It is idempotent. Calls still running finish first (each
-// within its own time limit); calls made after Close fail with ErrClosed.
+// within its own time limits, or about 100 ms after its context is cancelled); calls made
+// after Close fail with ErrClosed.
 func (c *Client) Close() error {
 	if c != nil && c.close() {
 		runtime.SetFinalizer(c, nil)
@@ -349,8 +337,9 @@ type outcome[T any] struct {
 }
 
 // run runs the blocking call f in its own goroutine and returns its result, or ctxError
-// as soon as ctx is done. An abandoned f still runs to its end (bounded by its time limit)
-// and converts and frees its own C objects; its result is then dropped.
+// as soon as ctx is done. An abandoned f still runs to its end (ctx's cancel token ends the
+// C call within about 100 ms) and converts and frees its own C objects; its result is then
+// dropped.
 func run[T any](ctx context.Context, f func() (T, error)) (T, error) {
 	if ctx.Done() == nil {
 		// A context that can never be cancelled (context.Background): no goroutine needed.
@@ -383,7 +372,8 @@ func timeoutFromCtx(ctx context.Context, err error) error {
 
 // Verify asks the platform for a redirect link and code. The input is checked first
 // (KindInvalidArgument naming the field). verify is not idempotent, so it is retried only
-// when the request surely never reached the server.
+// when the request surely never reached the server. A verify whose ctx is done before its
+// request was sent is never sent.
 func (c *Client) Verify(ctx context.Context, req VerifyRequest) (*Verification, error) {
 	if strings.IndexByte(req.FtID, 0) >= 0 || strings.IndexByte(req.Code, 0) >= 0 {
 		return nil, newError(KindInvalidArgument, "ftId and code must not contain NUL bytes")

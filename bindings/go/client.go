@@ -483,8 +483,7 @@ func (c *Client) Wait(ctx context.Context, ftToken string) (*QueryResult, error)
 		case <-ctx.Done():
 			return nil, ctxError(ctx)
 		}
-		r, err := c.query(ctx, ftToken, func() { <-c.polls })
-		return r, err
+		return c.query(ctx, ftToken, func() { <-c.polls })
 	})
 }
 

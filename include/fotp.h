@@ -124,6 +124,15 @@ typedef enum {
 typedef struct fotp_callback fotp_callback;
 
 /**
+ * A cancellation token that calls watch (see fotp_client_with_cancel()).
+ *
+ * Created by fotp_cancel_new(), owned by the caller, freed with fotp_cancel_free() (clients
+ * made with it keep what they need: the token may be freed while they live). Thread-safe:
+ * fotp_cancel_trigger() may be called from any thread, during calls that watch it.
+ */
+typedef struct fotp_cancel fotp_cancel;
+
+/**
  * A client of the Flash OTP platform, holding a connection pool.
  *
  * Created by fotp_client_new(), owned by the caller, freed with fotp_client_free() (after
@@ -203,8 +212,10 @@ extern "C" {
 fotp_error *fotp_client_new(const fotp_config *c, fotp_client **out);
 
 /**
- * A new client sharing `client`'s connection pool and settings, with another time limit per
- * call of `timeout_ms` milliseconds (> 0). Bindings use it to apply a caller's deadline.
+ * A new client sharing `client`'s connection pool, settings and cancel token, whose every call
+ * is bounded as a whole by `timeout_ms` milliseconds (> 0): all attempts and pauses; for
+ * fotp_wait(), the smaller of this and its own limit. The per-attempt limit stays. Bindings
+ * use it to apply a caller's deadline (a Go context, Python's per-call timeout=).
  *
  * On success writes the new client to `*out` (owned by the caller, free with
  * fotp_client_free(), independently of `client`) and returns NULL. A NULL argument or
@@ -216,8 +227,41 @@ fotp_error *fotp_client_with_timeout(const fotp_client *client,
                                      fotp_client **out);
 
 /**
+ * A new, untriggered cancellation token. Owned by the caller: free with fotp_cancel_free().
+ * Returns NULL only if the library hit an internal error. Thread-safe.
+ */
+fotp_cancel *fotp_cancel_new(void);
+
+/**
+ * Cancels every call watching `c`: each returns within about 100 ms with a FOTP_ERROR_TIMEOUT
+ * error whose message says it was cancelled (even when blocked on the network), a verify
+ * whose request was not sent yet is never sent, and later calls of clients made with `c` fail
+ * at once. Cannot be undone. Idempotent; does nothing when `c` is NULL. Thread-safe.
+ */
+void fotp_cancel_trigger(const fotp_cancel *c);
+
+/**
+ * Frees a cancellation token. NULL is a no-op. Clients made with it by
+ * fotp_client_with_cancel() stay valid and keep watching it: a fotp_cancel_trigger() is no
+ * longer possible after this, so their calls are no longer cancellable.
+ */
+void fotp_cancel_free(fotp_cancel *c);
+
+/**
+ * A new client sharing `client`'s connection pool, settings and call bound whose calls (and
+ * the tracker's waits and settles given it) watch `cancel`: see fotp_cancel_trigger().
+ *
+ * On success writes the new client to `*out` (owned by the caller, free with
+ * fotp_client_free(), independently of `client` and `cancel`) and returns NULL. A NULL
+ * argument is FOTP_ERROR_INVALID_ARGUMENT; `*out` is untouched on failure. Thread-safe.
+ */
+fotp_error *fotp_client_with_cancel(const fotp_client *client,
+                                    const fotp_cancel *cancel,
+                                    fotp_client **out);
+
+/**
  * Frees a client. NULL is a no-op. No call may be using `client` any more; clients made by
- * fotp_client_with_timeout() stay valid.
+ * fotp_client_with_timeout() or fotp_client_with_cancel() stay valid.
  */
 void fotp_client_free(fotp_client *client);
 
@@ -226,9 +270,9 @@ void fotp_client_free(fotp_client *client);
  * the phone, a token and the code.
  *
  * `code` may be NULL (the platform picks one) or 4-6 ASCII digits; `validity_minutes` is 1-10,
- * or 0 for the platform's default (5). The input is checked before anything is sent. Blocks
- * for at most the client's time limit; verify is retried only when the request surely never
- * reached the server. On success writes a new verification to `*out` (owned by the caller,
+ * or 0 for the platform's default (5). The input is checked before anything is sent. Each
+ * attempt keeps to the client's time limit, the whole call to its call bound if any; verify
+ * is retried only when the request surely never reached the server. On success writes a new verification to `*out` (owned by the caller,
  * free with fotp_verification_free()) and returns NULL; `*out` is untouched on failure.
  * Errors: INVALID_ARGUMENT, NETWORK, TIMEOUT, HTTP_STATUS, API, DECODE. Thread-safe.
  */
@@ -241,17 +285,22 @@ fotp_error *fotp_verify(const fotp_client *client,
 /**
  * Pulls the result of the verification `ft_token` (1-128 visible ASCII characters) once.
  *
- * Blocks for at most the client's time limit (retried on network errors, time-outs, HTTP 429
- * and 5xx). On success writes a new result to `*out` (owned by the caller, free with
+ * Each attempt keeps to the client's time limit and the whole call to its call bound if any;
+ * retried on network errors, time-outs, HTTP 429 and 5xx, honouring Retry-After (seconds or
+ * an HTTP-date, at most one attempt's time limit). On success writes a new result to `*out` (owned by the caller, free with
  * fotp_query_result_free()) and returns NULL; `*out` is untouched on failure. Thread-safe.
  */
-fotp_error *fotp_query(const fotp_client *client, const char *ft_token, fotp_query_result **out);
+fotp_error *fotp_query(const fotp_client *client,
+                       const char *ft_token,
+                       fotp_query_result **out);
 
 /**
  * Polls query until the status of `ft_token` is no longer "processing" (success, failed or
  * an unknown value), or `timeout_ms` milliseconds pass: then a FOTP_ERROR_TIMEOUT error. The
- * limit bounds the whole wait, a query in flight included (0 times out at once); transient
- * network errors are retried within it, and each query also keeps to the client's time limit.
+ * limit bounds the whole wait, a query in flight included (0 times out at once; the client's
+ * call bound, if smaller, wins). Transient failures (network errors, time-outs, HTTP 429 and
+ * 5xx) do not end the wait: it polls on until its limit and makes a last query when less than
+ * a poll interval is left. Each query also keeps to the client's time limit.
  *
  * On success writes a new result to `*out` (owned by the caller, free with
  * fotp_query_result_free()) and returns NULL; `*out` is untouched on failure. Thread-safe.
@@ -334,10 +383,47 @@ fotp_error *fotp_config_set_token_auth(fotp_config *c, const char *app_key, cons
 fotp_error *fotp_config_set_user_agent_suffix(fotp_config *c, const char *suffix);
 
 /**
- * Sets the time limit of one call in milliseconds, all retries included (default 10000).
- * 0 is refused by fotp_client_new(). Does nothing when `c` is NULL.
+ * Sets the time limit of each attempt in milliseconds, connecting included (default 10000).
+ *
+ * A query attempt that runs out of time is retried like any transient failure (verify only
+ * when its request surely never reached the server). Without a call bound
+ * (fotp_config_set_call_timeout_ms()), a call never runs longer than (retries + 1) x this
+ * limit plus the pauses between attempts. 0 is refused by fotp_client_new(). Does nothing
+ * when `c` is NULL.
  */
 void fotp_config_set_timeout_ms(fotp_config *c, uint32_t ms);
+
+/**
+ * Sets the time limit of a whole call in milliseconds: every attempt and pause (for
+ * fotp_wait(), the smaller of this and its own limit). 0 means no bound beyond
+ * (retries + 1) x the attempt limit plus the pauses (the default). When it runs out, the call
+ * fails with FOTP_ERROR_TIMEOUT. Does nothing when `c` is NULL.
+ */
+void fotp_config_set_call_timeout_ms(fotp_config *c, uint32_t ms);
+
+/**
+ * Trusts the root certificates of the PEM file at `pem_path` in addition to the built-in
+ * (Mozilla) roots, for clients built from `c` only (replaces FOTP_CA_BUNDLE and any earlier
+ * bundle of `c`).
+ *
+ * The file is read now; later changes to it do not matter. Returns NULL on success; an owned
+ * FOTP_ERROR_CONFIG error naming the problem when the file cannot be read, is not PEM or holds
+ * no certificate; FOTP_ERROR_INVALID_ARGUMENT when an argument is NULL or `pem_path` is not
+ * UTF-8. `c` is unchanged on failure. `pem_path` is not kept.
+ */
+fotp_error *fotp_config_set_ca_bundle(fotp_config *c, const char *pem_path);
+
+/**
+ * Sets the proxy of clients built from `c`: `proxy_url` is an http:// or https:// CONNECT
+ * proxy (e.g. `http://user:pw@proxy:3128`) used for every request, a loopback base URL
+ * included; NULL means no proxy at all. When this is never called, the environment decides
+ * (HTTPS_PROXY, HTTP_PROXY, NO_PROXY; never for a loopback base URL).
+ *
+ * `proxy_url` is copied. Returns NULL on success; an owned FOTP_ERROR_CONFIG error when the
+ * URL does not parse or is not http(s)://; FOTP_ERROR_INVALID_ARGUMENT when `c` is NULL or
+ * `proxy_url` is not UTF-8. `c` is unchanged on failure.
+ */
+fotp_error *fotp_config_set_proxy(fotp_config *c, const char *proxy_url);
 
 /**
  * Sets the time limit to open a connection in milliseconds (default 3000). 0 is refused by
@@ -714,7 +800,10 @@ void fotp_match_free(fotp_match *m);
  * matched in any process sharing the store (memory: this process) and the platform's query
  * confirms a final status, or when a query made every 2 s reports one; after `timeout_ms`
  * milliseconds, a FOTP_ERROR_TIMEOUT error. The limit bounds the whole wait, a query in flight
- * included. When the store fails, the wait goes on by polling the platform.
+ * included. When the store fails, the wait goes on by polling the platform. A client from
+ * fotp_client_with_timeout() bounds the wait to its call limit too, and one from
+ * fotp_client_with_cancel() ends it (FOTP_ERROR_TIMEOUT, "cancelled") within about 100 ms of
+ * the trigger.
  *
  * The result always comes from the platform's query (a matched callback only makes the query
  * happen at once), so a forged callback cannot make this report success. On success writes a

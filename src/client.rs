@@ -1,18 +1,20 @@
 //! The blocking client: verify, query, wait and callback confirmation.
 
 use std::io;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, TryLockError};
+use std::time::{Duration, Instant, SystemTime};
 
 use ureq::http::Uri;
-use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
-use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
+use ureq::unversioned::transport::{ConnectProxyConnector, Connector, RustlsConnector};
 use ureq::Agent;
 
 use crate::callback::Callback;
-use crate::config::Config;
+use crate::cancel::{sleep_until, CancelToken};
+use crate::config::{Config, ProxySetting};
 use crate::error::{Error, ErrorKind, Result};
 use crate::sign::constant_time_eq;
+use crate::transport::{self, LiteralResolver, TcpConnector};
 use crate::wire::{self, QueryResult, Status, Verification, VerifyRequest};
 
 /// The largest response body accepted, in bytes.
@@ -21,6 +23,10 @@ pub const MAX_RESPONSE_BYTES: u64 = 1024 * 1024;
 const CONTENT_TYPE: &str = "application/json;charset=utf-8";
 const BACKOFF_BASE: Duration = Duration::from_millis(100);
 const BACKOFF_CAP: Duration = Duration::from_secs(2);
+/// Limits at least this long are no limits (ureq adds them to the current instant).
+const FAR: Duration = Duration::from_secs(10 * 365 * 86_400);
+/// What `wait` keeps for its last query when less than a poll interval is left.
+const LAST_QUERY_RESERVE: Duration = Duration::from_millis(250);
 
 /// A client of the Flash OTP platform.
 ///
@@ -46,10 +52,131 @@ pub struct Client {
 
 #[derive(Debug)]
 struct Inner {
-    agent: Agent,
+    pool: Arc<Pool>,
     verify_uri: Uri,
     query_uri: Uri,
     config: Config,
+    /// Bound on a whole call; `None`: only the per-attempt limits.
+    call_timeout: Option<Duration>,
+    cancel: Option<CancelToken>,
+}
+
+/// The connection pool, rebuilt in a forked child: a child never uses its parent's sockets.
+struct Pool {
+    /// The agent's settings, resolved once (proxy from the environment, roots), so that a
+    /// rebuild cannot fail or differ.
+    settings: ureq::config::Config,
+    /// The process the agent belongs to.
+    owner: AtomicU32,
+    agent: Mutex<Agent>,
+}
+
+impl Pool {
+    fn new(config: &Config) -> Result<Pool> {
+        let settings = agent_settings(config)?;
+        Ok(Pool {
+            agent: Mutex::new(new_agent(&settings)),
+            settings,
+            owner: AtomicU32::new(std::process::id()),
+        })
+    }
+
+    fn agent(&self) -> Agent {
+        let pid = std::process::id();
+        if self.owner.load(Ordering::Acquire) == pid {
+            return self.agent.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        }
+        // A forked child. The lock may have been held at the fork by a thread that does not
+        // exist here, so never block on it: after a short try, use an agent of this call's own.
+        let start = Instant::now();
+        loop {
+            let mut guard = match self.agent.try_lock() {
+                Ok(g) => g,
+                Err(TryLockError::Poisoned(p)) => p.into_inner(),
+                Err(TryLockError::WouldBlock) => {
+                    if start.elapsed() < Duration::from_millis(50) {
+                        std::thread::sleep(Duration::from_millis(1));
+                        continue;
+                    }
+                    return new_agent(&self.settings);
+                }
+            };
+            if self.owner.load(Ordering::Acquire) != pid {
+                // Forgotten, not dropped: closing could write to the parent's TLS sessions.
+                std::mem::forget(std::mem::replace(&mut *guard, new_agent(&self.settings)));
+                self.owner.store(pid, Ordering::Release);
+            }
+            return guard.clone();
+        }
+    }
+}
+
+impl std::fmt::Debug for Pool {
+    // The settings hold the proxy: not shown.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool")
+            .field("owner", &self.owner)
+            .finish_non_exhaustive()
+    }
+}
+
+fn new_agent(settings: &ureq::config::Config) -> Agent {
+    // ureq's default chain minus SOCKS, with a TCP layer that notices cancellation and retries
+    // interrupted system calls.
+    let connector =
+        ().chain(ConnectProxyConnector::default())
+            .chain(TcpConnector)
+            .chain(RustlsConnector::default());
+    Agent::with_parts(settings.clone(), connector, LiteralResolver)
+}
+
+fn agent_settings(config: &Config) -> Result<ureq::config::Config> {
+    let mut builder = Agent::config_builder()
+        .http_status_as_error(false)
+        .user_agent(config.user_agent.as_str())
+        .max_redirects(0)
+        .max_idle_connections(64)
+        .max_idle_connections_per_host(64);
+    let proxy = match &config.proxy {
+        // Loopback never goes through an environment proxy: the sandbox and local tests must
+        // stay local.
+        ProxySetting::Env if config.base.loopback => None,
+        ProxySetting::Env => match ureq::Proxy::try_from_env() {
+            Some(p)
+                if matches!(
+                    p.protocol(),
+                    ureq::ProxyProtocol::Http | ureq::ProxyProtocol::Https
+                ) =>
+            {
+                Some(p)
+            }
+            Some(_) => {
+                return Err(Error::config(
+                    "the proxy from the environment uses SOCKS, which fotp does not support; \
+                     set an http:// proxy or none",
+                ))
+            }
+            None => None,
+        },
+        ProxySetting::Direct => None,
+        ProxySetting::Url(url) => Some(crate::config::check_proxy(url)?),
+    };
+    builder = builder.proxy(proxy);
+    if !config.extra_roots.is_empty() {
+        // Extra roots add to the built-in (Mozilla) ones, they never replace them.
+        let mut roots: Vec<ureq::tls::Certificate<'static>> =
+            webpki_root_certs::TLS_SERVER_ROOT_CERTS
+                .iter()
+                .map(|c| ureq::tls::Certificate::from_der(c.as_ref()).to_owned())
+                .collect();
+        roots.extend(config.extra_roots.iter().cloned());
+        builder = builder.tls_config(
+            ureq::tls::TlsConfig::builder()
+                .root_certs(ureq::tls::RootCerts::new_with_certs(&roots))
+                .build(),
+        );
+    }
+    Ok(builder.build())
 }
 
 enum Idempotency {
@@ -59,43 +186,75 @@ enum Idempotency {
     Unsafe,
 }
 
+/// The limits of one call: its end (if bounded) and why it ends.
+#[derive(Clone, Copy, Debug)]
+struct Budget {
+    deadline: Option<Instant>,
+    /// The bound in force, for messages.
+    limit: Duration,
+    /// The bound is `wait`'s own limit rather than the call bound.
+    wait: bool,
+}
+
+impl Budget {
+    fn left(&self) -> Option<Duration> {
+        self.deadline
+            .map(|d| d.saturating_duration_since(Instant::now()))
+    }
+
+    fn expired(&self) -> bool {
+        self.left().is_some_and(|l| l.is_zero())
+    }
+
+    fn error(&self) -> Error {
+        if self.wait {
+            Error::new(
+                ErrorKind::Timeout,
+                format!("no final status within {} ms", self.limit.as_millis()),
+            )
+        } else {
+            Error::new(
+                ErrorKind::Timeout,
+                format!(
+                    "the call did not complete within {} ms",
+                    self.limit.as_millis()
+                ),
+            )
+        }
+    }
+}
+
+/// The error of a cancelled call.
+fn cancelled_error() -> Error {
+    Error::new(ErrorKind::Timeout, "the call was cancelled")
+}
+
+/// Transient: worth another attempt or poll (network trouble, time-outs, HTTP 429 and 5xx).
+///
+/// The one rule behind query retries, `Client::wait` and `Tracker::wait`.
+pub(crate) fn is_transient(e: &Error) -> bool {
+    matches!(e.kind(), ErrorKind::Network | ErrorKind::Timeout)
+        || is_transient_status(e.http_status())
+}
+
+fn is_transient_status(status: u16) -> bool {
+    status == 429 || (500..600).contains(&status)
+}
+
 impl Client {
     /// Builds a client. Nothing is sent on the network.
     pub fn new(config: Config) -> Result<Client> {
         let verify_uri = endpoint(&config, "/flash/opt/verify")?;
         let query_uri = endpoint(&config, "/flash/opt/query")?;
-        let mut builder = Agent::config_builder()
-            .http_status_as_error(false)
-            .user_agent(config.user_agent.as_str())
-            .max_redirects(0)
-            .max_idle_connections(64)
-            .max_idle_connections_per_host(64);
-        // Loopback never goes through a proxy: the sandbox and local tests must stay local.
-        builder = builder.proxy(if config.base.loopback {
-            None
-        } else {
-            ureq::Proxy::try_from_env()
-        });
-        if !config.extra_roots.is_empty() {
-            let mut roots: Vec<_> = config.extra_roots.iter().cloned().collect();
-            roots.extend(system_roots());
-            builder = builder.tls_config(
-                ureq::tls::TlsConfig::builder()
-                    .root_certs(ureq::tls::RootCerts::new_with_certs(&roots))
-                    .build(),
-            );
-        }
-        let agent = Agent::with_parts(
-            builder.build(),
-            DefaultConnector::new(),
-            LiteralResolver::default(),
-        );
+        let pool = Arc::new(Pool::new(&config)?);
         Ok(Client {
             inner: Arc::new(Inner {
-                agent,
+                pool,
                 verify_uri,
                 query_uri,
+                call_timeout: config.call_timeout,
                 config,
+                cancel: None,
             }),
         })
     }
@@ -110,20 +269,79 @@ impl Client {
         &self.inner.config
     }
 
-    /// A client that shares this one's connection pool with another time limit per call.
-    ///
-    /// Bindings use it to apply a caller's deadline (a Go context, an asyncio timeout).
-    pub fn with_timeout(&self, timeout: Duration) -> Client {
-        let mut config = self.inner.config.clone();
-        config.timeout = timeout.max(Duration::from_millis(1));
-        config.connect_timeout = config.connect_timeout.min(config.timeout);
+    fn derive(&self, call_timeout: Option<Duration>, cancel: Option<CancelToken>) -> Client {
         Client {
             inner: Arc::new(Inner {
-                agent: self.inner.agent.clone(),
+                pool: self.inner.pool.clone(),
                 verify_uri: self.inner.verify_uri.clone(),
                 query_uri: self.inner.query_uri.clone(),
-                config,
+                config: self.inner.config.clone(),
+                call_timeout,
+                cancel,
             }),
+        }
+    }
+
+    /// A client sharing this one's connection pool and settings whose every call (all attempts
+    /// and pauses; for `wait`, the smaller of this and its own limit) is bounded by `timeout`.
+    ///
+    /// Bindings use it to apply a caller's deadline (a Go context, Python's `timeout=`). The
+    /// per-attempt limit stays. Any duration is accepted: zero times out at once, one too long
+    /// to represent means no bound. Keeps this client's cancel token.
+    pub fn with_timeout(&self, timeout: Duration) -> Client {
+        self.derive(Some(timeout), self.inner.cancel.clone())
+    }
+
+    /// A client sharing this one's connection pool and settings whose calls watch `cancel`:
+    /// once it is cancelled, a call returns within about 100 ms with a timeout error saying so
+    /// (even when blocked on the network), and a verify not sent yet is never sent.
+    pub fn with_cancel(&self, cancel: &CancelToken) -> Client {
+        self.derive(self.inner.call_timeout, Some(cancel.clone()))
+    }
+
+    /// True when this client's cancel token was cancelled.
+    pub fn cancelled(&self) -> bool {
+        self.inner
+            .cancel
+            .as_ref()
+            .is_some_and(CancelToken::is_cancelled)
+    }
+
+    /// This client's cancel token, if it has one.
+    pub fn cancel_token(&self) -> Option<&CancelToken> {
+        self.inner.cancel.as_ref()
+    }
+
+    /// The bound on a whole call, if any (from [`ConfigBuilder::call_timeout`] or
+    /// [`Client::with_timeout`]).
+    ///
+    /// [`ConfigBuilder::call_timeout`]: crate::ConfigBuilder::call_timeout
+    pub fn call_timeout(&self) -> Option<Duration> {
+        self.inner.call_timeout
+    }
+
+    /// When a call starting now must end: now plus [`Client::call_timeout`]; `None` when there
+    /// is no call bound (or it is too far to represent).
+    pub fn call_deadline(&self) -> Option<Instant> {
+        self.inner
+            .call_timeout
+            .and_then(|t| Instant::now().checked_add(t))
+    }
+
+    /// Sleeps for `d` or until this client's token is cancelled; true when cancelled.
+    pub(crate) fn pause(&self, d: Duration) -> bool {
+        sleep_until(self.inner.cancel.as_ref(), Instant::now().checked_add(d))
+    }
+
+    fn call_budget(&self) -> Budget {
+        let limit = self.inner.call_timeout.unwrap_or(Duration::MAX);
+        Budget {
+            deadline: self
+                .inner
+                .call_timeout
+                .and_then(|t| Instant::now().checked_add(t)),
+            limit,
+            wait: false,
         }
     }
 
@@ -133,61 +351,93 @@ impl Client {
     /// only when the request surely never reached the server.
     pub fn verify(&self, req: &VerifyRequest) -> Result<Verification> {
         let body = req.body()?;
-        let deadline = Instant::now() + self.inner.config.timeout;
-        let (status, bytes) =
-            self.send(&self.inner.verify_uri, &body, deadline, Idempotency::Unsafe)?;
+        let (status, bytes) = self.send(
+            &self.inner.verify_uri,
+            &body,
+            self.call_budget(),
+            Idempotency::Unsafe,
+        )?;
         wire::decode_envelope(status, &bytes)
     }
 
     /// Pulls the result of a verification.
+    ///
+    /// Retried on network errors, time-outs, HTTP 429 and 5xx (see the crate documentation).
     pub fn query(&self, ft_token: &str) -> Result<QueryResult> {
-        let deadline = Instant::now() + self.inner.config.timeout;
-        self.query_until(ft_token, deadline)
+        self.query_within(ft_token, self.call_budget())
     }
 
-    fn query_until(&self, ft_token: &str, deadline: Instant) -> Result<QueryResult> {
+    fn query_within(&self, ft_token: &str, budget: Budget) -> Result<QueryResult> {
         let body = wire::query_body(ft_token)?;
         let (status, bytes) = self.send(
             &self.inner.query_uri,
             &body,
-            deadline,
+            budget,
             Idempotency::Idempotent,
         )?;
         wire::decode_envelope(status, &bytes)
     }
 
     /// Polls query until the status is no longer processing, or `timeout` passes (then a
-    /// timeout error). The time limit bounds the whole wait, a query in flight included.
+    /// timeout error).
+    ///
+    /// The limit bounds the whole wait, a query in flight included (a call bound, if smaller,
+    /// wins). Transient failures (network errors, time-outs, HTTP 429 and 5xx) do not end the
+    /// wait: it keeps polling until its limit, and makes a last query when less than a poll
+    /// interval is left. Any duration is accepted (one too long to represent waits for ever).
     pub fn wait(&self, ft_token: &str, timeout: Duration) -> Result<QueryResult> {
         crate::validate::ft_token(ft_token)?;
         let start = Instant::now();
-        let deadline = start + timeout;
+        let mut budget = Budget {
+            deadline: start.checked_add(timeout),
+            limit: timeout,
+            wait: true,
+        };
+        if let Some(call) = self.inner.call_timeout.filter(|c| *c < timeout) {
+            budget.deadline = start.checked_add(call);
+            budget.limit = call;
+        }
         let mut interval = self
             .inner
             .config
             .poll_interval
             .min(Duration::from_millis(250));
+        let mut last_query_done = false;
         loop {
-            let call_deadline = deadline.min(Instant::now() + self.inner.config.timeout);
-            match self.query_until(ft_token, call_deadline) {
+            if self.cancelled() {
+                return Err(cancelled_error());
+            }
+            if budget.expired() {
+                return Err(budget.error());
+            }
+            match self.query_within(ft_token, budget) {
                 Ok(r) if r.status != Status::Processing => return Ok(r),
                 Ok(_) => {}
-                // A transient failure: the platform may come back before the deadline.
-                Err(e) if matches!(e.kind(), ErrorKind::Network | ErrorKind::Timeout) => {}
+                Err(_) if self.cancelled() => return Err(cancelled_error()),
+                // The platform may come back before the deadline.
+                Err(e) if is_transient(&e) => {}
                 Err(e) => return Err(e),
             }
-            let now = Instant::now();
-            if now + interval >= deadline {
-                if let Some(left) = deadline.checked_duration_since(now) {
-                    std::thread::sleep(left);
+            let pause = match budget.left() {
+                Some(left) if left <= interval => {
+                    if last_query_done {
+                        // Nothing more to ask: the limit is what the caller asked for.
+                        if sleep_until(self.inner.cancel.as_ref(), budget.deadline) {
+                            return Err(cancelled_error());
+                        }
+                        return Err(budget.error());
+                    }
+                    last_query_done = true;
+                    left.saturating_sub(LAST_QUERY_RESERVE)
                 }
-                return Err(Error::new(
-                    ErrorKind::Timeout,
-                    format!("no final status within {} ms", timeout.as_millis()),
-                ));
+                _ => interval,
+            };
+            if self.pause(pause) {
+                return Err(cancelled_error());
             }
-            std::thread::sleep(interval);
-            interval = (interval * 2).min(self.inner.config.poll_interval);
+            interval = interval
+                .saturating_mul(2)
+                .min(self.inner.config.poll_interval);
         }
     }
 
@@ -204,74 +454,94 @@ impl Client {
         &self,
         uri: &Uri,
         body: &[u8],
-        deadline: Instant,
+        budget: Budget,
         idempotency: Idempotency,
     ) -> Result<(u16, Vec<u8>)> {
         let cfg = &self.inner.config;
+        let agent = self.inner.pool.agent();
         let mut attempt: u32 = 0;
         loop {
-            let outcome = self.attempt(uri, body, deadline);
+            if self.cancelled() {
+                return Err(cancelled_error());
+            }
+            if budget.expired() {
+                return Err(budget.error());
+            }
+            let outcome = self.attempt(&agent, uri, body, budget);
             let retryable = match &outcome {
                 Ok((status, _, _)) => {
-                    matches!(idempotency, Idempotency::Idempotent)
-                        && (*status == 429 || (500..600).contains(status))
+                    matches!(idempotency, Idempotency::Idempotent) && is_transient_status(*status)
                 }
-                Err(f) => match idempotency {
-                    Idempotency::Idempotent => f.transient,
-                    Idempotency::Unsafe => f.transient && !f.reached_server,
-                },
+                Err(_) if self.cancelled() => return Err(cancelled_error()),
+                Err(f) => {
+                    is_transient(&f.error)
+                        && match idempotency {
+                            Idempotency::Idempotent => true,
+                            Idempotency::Unsafe => !f.reached_server,
+                        }
+                }
             };
             if !retryable || attempt >= cfg.retries {
                 return outcome.map(|(s, b, _)| (s, b)).map_err(Failure::into_error);
             }
+            // Retry-After is honoured up to one attempt's time limit, never past the call bound.
             let retry_after = outcome.as_ref().ok().and_then(|(_, _, ra)| *ra);
-            let pause = retry_after.unwrap_or_else(|| backoff(attempt));
-            let now = Instant::now();
-            // Never sleep past the deadline: answer with what we have instead.
-            if now + pause >= deadline {
+            let pause = retry_after
+                .map(|ra| ra.min(cfg.timeout))
+                .unwrap_or_else(|| backoff(attempt));
+            if budget.left().is_some_and(|left| pause >= left) {
                 return outcome.map(|(s, b, _)| (s, b)).map_err(Failure::into_error);
             }
-            std::thread::sleep(pause);
+            if self.pause(pause) {
+                return Err(cancelled_error());
+            }
             attempt += 1;
         }
     }
 
     fn attempt(
         &self,
+        agent: &Agent,
         uri: &Uri,
         body: &[u8],
-        deadline: Instant,
+        budget: Budget,
     ) -> std::result::Result<(u16, Vec<u8>, Option<Duration>), Failure> {
         let cfg = &self.inner.config;
-        let remaining = deadline
-            .checked_duration_since(Instant::now())
-            .filter(|d| !d.is_zero())
-            .ok_or_else(|| Failure::final_(timeout_error(cfg.timeout)))?;
+        // The attempt's own limit, or what is left of the call when that is less.
+        let (limit, limit_error) = match budget.left() {
+            Some(left) if left < cfg.timeout => {
+                if left.is_zero() {
+                    return Err(Failure::final_(budget.error()));
+                }
+                (left, budget.error())
+            }
+            _ => (cfg.timeout, attempt_timeout_error(cfg.timeout)),
+        };
         let headers = cfg.signer.sign(body).map_err(Failure::final_)?;
-        let mut req = self
-            .inner
-            .agent
+        let mut req = agent
             .post(uri)
             .header("Content-Type", CONTENT_TYPE)
             .header("Accept", "application/json");
         for (name, value) in &headers {
             req = req.header(name.as_str(), value.as_str());
         }
-        // A global limit per call bounds every phase, a dripped body included; the resolver
-        // below keeps it from costing a thread per request.
+        // A global limit per attempt bounds every phase, a dripped body included. ureq adds
+        // its limits to the current instant: a limit past FAR (no real limit) is none at all.
+        let bounded = |d: Duration| (d < FAR).then_some(d);
         let req = req
             .config()
-            .timeout_global(Some(remaining))
-            .timeout_connect(Some(cfg.connect_timeout.min(remaining)))
+            .timeout_global(bounded(limit))
+            .timeout_connect(bounded(cfg.connect_timeout.min(limit)))
             .build();
-        let mut resp = req.send(body).map_err(|e| classify(e, cfg.timeout))?;
+        // Network I/O of this attempt watches the client's cancel token.
+        let _scope = transport::enter(self.inner.cancel.as_ref());
+        let mut resp = req.send(body).map_err(|e| classify(e, &limit_error))?;
         let status = resp.status().as_u16();
         let retry_after = resp
             .headers()
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+            .and_then(|v| parse_retry_after(v, SystemTime::now()));
         let bytes = resp
             .body_mut()
             .with_config()
@@ -285,7 +555,7 @@ impl Client {
                     .with_http_status(status),
                 ),
                 other => {
-                    let mut f = classify(other, cfg.timeout);
+                    let mut f = classify(other, &limit_error);
                     f.reached_server = true;
                     f.error = f.error.with_http_status(status);
                     f
@@ -293,6 +563,21 @@ impl Client {
             })?;
         Ok((status, bytes, retry_after))
     }
+}
+
+/// `Retry-After` as a pause: delay-seconds or an HTTP-date (RFC 9110 10.2.3); anything else is
+/// ignored. A number too large for a `u64` saturates; a date in the past means no pause.
+pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let v = value.trim();
+    if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
+        return Some(
+            v.parse::<u64>()
+                .map(Duration::from_secs)
+                .unwrap_or(Duration::MAX),
+        );
+    }
+    let when = httpdate::parse_http_date(v).ok()?;
+    Some(when.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 /// The comparison behind [`Client::confirm_callback`], in constant time for the code.
@@ -307,8 +592,6 @@ pub(crate) fn confirms(r: &QueryResult, cb: &Callback) -> bool {
 
 struct Failure {
     error: Error,
-    /// Worth another attempt (network trouble, time-outs).
-    transient: bool,
     /// The request may have been received.
     reached_server: bool,
 }
@@ -322,13 +605,12 @@ impl Failure {
     fn final_(error: Error) -> Self {
         Failure {
             error,
-            transient: false,
             reached_server: true,
         }
     }
 }
 
-fn timeout_error(limit: Duration) -> Error {
+fn attempt_timeout_error(limit: Duration) -> Error {
     Error::new(
         ErrorKind::Timeout,
         format!(
@@ -338,11 +620,12 @@ fn timeout_error(limit: Duration) -> Error {
     )
 }
 
-fn classify(e: ureq::Error, limit: Duration) -> Failure {
+/// A ureq failure as an error, and whether the request may have reached the server;
+/// `limit_error` is the error for the attempt's time limit running out.
+fn classify(e: ureq::Error, limit_error: &Error) -> Failure {
     use ureq::Error as E;
     let network = |msg: String, reached: bool| Failure {
         error: Error::new(ErrorKind::Network, msg),
-        transient: true,
         reached_server: reached,
     };
     match e {
@@ -351,11 +634,10 @@ fn classify(e: ureq::Error, limit: Duration) -> Failure {
             let error = if before_send {
                 Error::new(ErrorKind::Timeout, format!("connecting timed out ({t})"))
             } else {
-                timeout_error(limit)
+                limit_error.clone()
             };
             Failure {
                 error,
-                transient: true,
                 reached_server: !before_send,
             }
         }
@@ -371,23 +653,15 @@ fn classify(e: ureq::Error, limit: Duration) -> Failure {
             );
             if io.kind() == io::ErrorKind::TimedOut {
                 return Failure {
-                    error: timeout_error(limit),
-                    transient: true,
+                    error: limit_error.clone(),
                     reached_server: true,
                 };
             }
             network(format!("I/O error: {io}"), !refused)
         }
-        E::Tls(msg) => Failure {
-            error: Error::new(ErrorKind::Network, format!("TLS error: {msg}")),
-            transient: false,
-            reached_server: false,
-        },
-        E::Rustls(err) => Failure {
-            error: Error::new(ErrorKind::Network, format!("TLS error: {err}")),
-            transient: false,
-            reached_server: false,
-        },
+        // A handshake failure: nothing of the request was sent.
+        E::Tls(msg) => network(format!("TLS error: {msg}"), false),
+        E::Rustls(err) => network(format!("TLS error: {err}"), false),
         E::BodyExceedsLimit(_) => Failure::final_(Error::decode(format!(
             "the response body is over the limit of {MAX_RESPONSE_BYTES} bytes"
         ))),
@@ -415,66 +689,6 @@ fn endpoint(config: &Config, path: &str) -> Result<Uri> {
         .map_err(|e| Error::config(format!("the base URL does not form a valid URL: {e}")))
 }
 
-fn system_roots() -> Vec<ureq::tls::Certificate<'static>> {
-    // Extra roots add to the system's, they do not replace them.
-    let path = std::env::var_os("SSL_CERT_FILE")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| "/etc/ssl/certs/ca-certificates.crt".into());
-    let Ok(data) = std::fs::read(path) else {
-        return Vec::new();
-    };
-    ureq::tls::parse_pem(&data)
-        .filter_map(|item| match item {
-            Ok(ureq::tls::PemItem::Certificate(c)) => Some(c.to_owned()),
-            _ => None,
-        })
-        .collect()
-}
-
-/// Resolves IP literals and `localhost` in place, and leaves real names to ureq's resolver.
-///
-/// ureq's default resolver spawns a thread per request whenever a time limit is set, which
-/// doubles the cost of a loopback call; an address needs no lookup at all.
-#[derive(Debug, Default)]
-struct LiteralResolver {
-    fallback: DefaultResolver,
-}
-
-impl Resolver for LiteralResolver {
-    fn resolve(
-        &self,
-        uri: &Uri,
-        config: &ureq::config::Config,
-        timeout: NextTimeout,
-    ) -> std::result::Result<ResolvedSocketAddrs, ureq::Error> {
-        let Some(host) = uri.host() else {
-            return self.fallback.resolve(uri, config, timeout);
-        };
-        let port = uri.port_u16().unwrap_or(match uri.scheme_str() {
-            Some("https") => 443,
-            _ => 80,
-        });
-        let bare = host.trim_start_matches('[').trim_end_matches(']');
-        let mut out = self.empty();
-        if let Ok(ip) = bare.parse::<std::net::IpAddr>() {
-            out.push(std::net::SocketAddr::new(ip, port));
-            return Ok(out);
-        }
-        if bare.eq_ignore_ascii_case("localhost") {
-            out.push(std::net::SocketAddr::new(
-                std::net::Ipv4Addr::LOCALHOST.into(),
-                port,
-            ));
-            out.push(std::net::SocketAddr::new(
-                std::net::Ipv6Addr::LOCALHOST.into(),
-                port,
-            ));
-            return Ok(out);
-        }
-        self.fallback.resolve(uri, config, timeout)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -490,6 +704,87 @@ mod tests {
         }
         let samples: std::collections::HashSet<_> = (0..32).map(|_| backoff(3)).collect();
         assert!(samples.len() > 1, "jitter must vary");
+    }
+
+    #[test]
+    fn a_ca_bundle_adds_to_the_built_in_roots() {
+        let dir = std::env::temp_dir().join(format!("fotp-roots-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pem = dir.join("one.pem");
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        std::fs::write(&pem, params.self_signed(&key).unwrap().pem()).unwrap();
+        let config = Config::builder("https://x")
+            .hmac_auth("a", "s")
+            .ca_bundle(&pem)
+            .build()
+            .unwrap();
+        match agent_settings(&config).unwrap().tls_config().root_certs() {
+            ureq::tls::RootCerts::Specific(certs) => assert_eq!(
+                certs.len(),
+                webpki_root_certs::TLS_SERVER_ROOT_CERTS.len() + 1,
+                "built-in roots plus the bundle's"
+            ),
+            other => panic!("unexpected roots {other:?}"),
+        }
+        // Without a bundle: ureq's default, the same Mozilla roots.
+        let plain = Config::builder("https://x")
+            .hmac_auth("a", "s")
+            .build()
+            .unwrap();
+        assert!(matches!(
+            agent_settings(&plain).unwrap().tls_config().root_certs(),
+            ureq::tls::RootCerts::WebPki
+        ));
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn retry_after_values() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        assert_eq!(parse_retry_after("0", now), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after(" 7 ", now), Some(Duration::from_secs(7)));
+        assert_eq!(
+            parse_retry_after("18446744073709551615", now),
+            Some(Duration::from_secs(u64::MAX))
+        );
+        assert_eq!(
+            parse_retry_after("184467440737095516150", now),
+            Some(Duration::MAX)
+        );
+        let later = httpdate::fmt_http_date(now + Duration::from_secs(30));
+        assert_eq!(
+            parse_retry_after(&later, now),
+            Some(Duration::from_secs(30))
+        );
+        let earlier = httpdate::fmt_http_date(now - Duration::from_secs(30));
+        assert_eq!(parse_retry_after(&earlier, now), Some(Duration::ZERO));
+        for bad in [
+            "",
+            "-1",
+            "+1",
+            "1.5",
+            "soon",
+            "1e3",
+            "Mon, 32 Jan 2024 00:00:00 GMT",
+        ] {
+            assert_eq!(parse_retry_after(bad, now), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn one_notion_of_transient() {
+        let e = |kind, status| Error::new(kind, "x").with_http_status(status);
+        assert!(is_transient(&e(ErrorKind::Network, 0)));
+        assert!(is_transient(&e(ErrorKind::Timeout, 0)));
+        assert!(is_transient(&e(ErrorKind::HttpStatus, 429)));
+        assert!(is_transient(&e(ErrorKind::HttpStatus, 503)));
+        assert!(is_transient(&Error::api("500001", "busy", 502)));
+        assert!(!is_transient(&e(ErrorKind::HttpStatus, 404)));
+        assert!(!is_transient(&Error::api("100001", "bad auth", 200)));
+        assert!(!is_transient(&e(ErrorKind::Decode, 200)));
+        assert!(!is_transient(&e(ErrorKind::InvalidArgument, 0)));
     }
 
     #[test]

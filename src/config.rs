@@ -13,7 +13,7 @@ use crate::sign::{
     HmacHeaderNames, HmacSha256Signer, Secret, Signer, TokenHeaderNames, TokenSigner,
 };
 
-/// Default whole-call time limit.
+/// Default time limit of one attempt (connecting included).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default connect time limit.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -60,8 +60,61 @@ pub struct ConfigBuilder {
     retries: u32,
     allow_insecure_http: bool,
     user_agent_suffix: Option<String>,
-    ca_bundle: Option<PathBuf>,
+    ca_bundle: Option<CaSource>,
     poll_interval: Duration,
+    call_timeout: Option<Duration>,
+    proxy: ProxySetting,
+}
+
+/// Where extra trusted roots come from.
+#[derive(Clone)]
+enum CaSource {
+    /// Read by [`ConfigBuilder::build`].
+    Path(PathBuf),
+    /// Read already (the C ABI reads the file when it is set).
+    Loaded(PathBuf, Arc<Vec<ureq::tls::Certificate<'static>>>),
+}
+
+impl fmt::Debug for CaSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CaSource::Path(p) => write!(f, "{}", p.display()),
+            CaSource::Loaded(p, c) => write!(f, "{} ({} certificates)", p.display(), c.len()),
+        }
+    }
+}
+
+/// Which proxy a client uses.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub(crate) enum ProxySetting {
+    /// `HTTPS_PROXY` / `HTTP_PROXY` / `NO_PROXY`, never for a loopback base URL (the default).
+    #[default]
+    Env,
+    /// No proxy at all.
+    Direct,
+    /// This proxy, for every request (a loopback base URL included).
+    Url(String),
+}
+
+/// Shows where the proxy is, never its credentials.
+impl fmt::Debug for ProxySetting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProxySetting::Env => f.write_str("environment"),
+            ProxySetting::Direct => f.write_str("none"),
+            ProxySetting::Url(u) => match u.trim().parse::<Uri>() {
+                Ok(uri) => write!(
+                    f,
+                    "{}://{}",
+                    uri.scheme_str().unwrap_or("?"),
+                    uri.authority()
+                        .map(|a| a.as_str().rsplit('@').next().unwrap_or(""))
+                        .unwrap_or_default()
+                ),
+                Err(_) => f.write_str("(invalid)"),
+            },
+        }
+    }
 }
 
 impl Default for ConfigBuilder {
@@ -78,6 +131,8 @@ impl Default for ConfigBuilder {
             user_agent_suffix: None,
             ca_bundle: None,
             poll_interval: Duration::from_secs(1),
+            call_timeout: None,
+            proxy: ProxySetting::Env,
         }
     }
 }
@@ -155,7 +210,7 @@ impl ConfigBuilder {
                 }
             };
         }
-        b.ca_bundle = get("FOTP_CA_BUNDLE").map(PathBuf::from);
+        b.ca_bundle = get("FOTP_CA_BUNDLE").map(|p| CaSource::Path(PathBuf::from(p)));
         Ok(b)
     }
 
@@ -201,9 +256,36 @@ impl ConfigBuilder {
         self
     }
 
-    /// The time limit of one call (all attempts and back-off included). Default 10 s.
+    /// The time limit of one attempt, connecting included. Default 10 s.
+    ///
+    /// A query attempt that runs out of it is retried like any transient failure; without a
+    /// [`call_timeout`](ConfigBuilder::call_timeout), a call never runs longer than
+    /// (retries + 1) × timeout plus the pauses between attempts.
     pub fn timeout(mut self, t: Duration) -> Self {
         self.timeout = t;
+        self
+    }
+
+    /// The time limit of a whole call: every attempt and pause (for `wait`, the smaller of this
+    /// and its own limit). `Duration::ZERO` means none beyond the per-attempt limits (the
+    /// default). Any duration is accepted; one too long to represent means none.
+    pub fn call_timeout(mut self, t: Duration) -> Self {
+        self.call_timeout = (!t.is_zero()).then_some(t);
+        self
+    }
+
+    /// Sends every request through this proxy (`http://host:port` or `https://host:port`,
+    /// credentials allowed), a loopback base URL included. Checked by
+    /// [`build`](ConfigBuilder::build). Default: the environment (`HTTPS_PROXY`, `HTTP_PROXY`,
+    /// `NO_PROXY`), never for a loopback base URL.
+    pub fn proxy(mut self, url: impl Into<String>) -> Self {
+        self.proxy = ProxySetting::Url(url.into());
+        self
+    }
+
+    /// Uses no proxy at all, whatever the environment says.
+    pub fn no_proxy(mut self) -> Self {
+        self.proxy = ProxySetting::Direct;
         self
     }
 
@@ -231,10 +313,20 @@ impl ConfigBuilder {
         self
     }
 
-    /// A PEM file of extra trusted root certificates (default: `FOTP_CA_BUNDLE`).
+    /// A PEM file of extra trusted root certificates, added to the built-in (Mozilla) roots;
+    /// read by [`build`](ConfigBuilder::build). Default: `FOTP_CA_BUNDLE`.
     pub fn ca_bundle(mut self, path: impl Into<PathBuf>) -> Self {
-        self.ca_bundle = Some(path.into());
+        self.ca_bundle = Some(CaSource::Path(path.into()));
         self
+    }
+
+    /// Like [`ca_bundle`](ConfigBuilder::ca_bundle), but reads the file now: a config error
+    /// names the problem (unreadable, not PEM, no certificate).
+    pub fn load_ca_bundle(mut self, path: impl Into<PathBuf>) -> Result<Self> {
+        let path = path.into();
+        let certs = load_pem(&path)?;
+        self.ca_bundle = Some(CaSource::Loaded(path, Arc::new(certs)));
+        Ok(self)
     }
 
     /// How often `wait` polls query at most. Default 1 s.
@@ -306,23 +398,29 @@ impl ConfigBuilder {
         let ca_bundle = self.ca_bundle.or_else(|| {
             std::env::var_os("FOTP_CA_BUNDLE")
                 .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
+                .map(|p| CaSource::Path(PathBuf::from(p)))
         });
-        let extra_roots = match &ca_bundle {
-            Some(path) => load_pem(path)?,
-            None => Vec::new(),
+        let extra_roots = match ca_bundle {
+            Some(CaSource::Path(path)) => Arc::new(load_pem(&path)?),
+            Some(CaSource::Loaded(_, certs)) => certs,
+            None => Arc::new(Vec::new()),
         };
+        if let ProxySetting::Url(url) = &self.proxy {
+            check_proxy(url)?;
+        }
         Ok(Config {
             base,
             signer,
             timeout: self.timeout,
+            call_timeout: self.call_timeout,
+            proxy: self.proxy,
             connect_timeout: self.connect_timeout.min(self.timeout),
             retries: self.retries,
             user_agent: match self.user_agent_suffix {
                 Some(s) if !s.is_empty() => format!("fotp/{} {s}", crate::VERSION),
                 _ => format!("fotp/{}", crate::VERSION),
             },
-            extra_roots: Arc::new(extra_roots),
+            extra_roots,
             poll_interval: self.poll_interval.max(Duration::from_millis(10)),
         })
     }
@@ -334,6 +432,8 @@ pub struct Config {
     pub(crate) base: BaseUrl,
     pub(crate) signer: Arc<dyn Signer>,
     pub(crate) timeout: Duration,
+    pub(crate) call_timeout: Option<Duration>,
+    pub(crate) proxy: ProxySetting,
     pub(crate) connect_timeout: Duration,
     pub(crate) retries: u32,
     pub(crate) user_agent: String,
@@ -347,6 +447,8 @@ impl fmt::Debug for Config {
             .field("base_url", &self.base.url)
             .field("signer", &self.signer)
             .field("timeout", &self.timeout)
+            .field("call_timeout", &self.call_timeout)
+            .field("proxy", &self.proxy)
             .field("connect_timeout", &self.connect_timeout)
             .field("retries", &self.retries)
             .field("user_agent", &self.user_agent)
@@ -371,9 +473,14 @@ impl Config {
         &self.base.url
     }
 
-    /// The time limit of one call.
+    /// The time limit of one attempt, connecting included.
     pub fn timeout(&self) -> Duration {
         self.timeout
+    }
+
+    /// The time limit of a whole call, if any (see [`ConfigBuilder::call_timeout`]).
+    pub fn call_timeout(&self) -> Option<Duration> {
+        self.call_timeout
     }
 
     /// The time limit to open a connection.
@@ -408,13 +515,36 @@ fn check_header_value(what: &str, v: &str) -> Result<()> {
     Ok(())
 }
 
-/// True for `localhost`, `127.0.0.0/8` and `[::1]`.
+/// True for `localhost`, `127.0.0.0/8` and `[::1]` (IPv6 in brackets, as in a URL, or bare).
+///
+/// Other names are not loopback, `*.localhost` included: only `localhost` is pinned to a
+/// loopback address, others would go through DNS.
 pub fn is_loopback_host(host: &str) -> bool {
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    if host.eq_ignore_ascii_case("localhost") || host.to_ascii_lowercase().ends_with(".localhost") {
+    if host.eq_ignore_ascii_case("localhost") {
         return true;
     }
+    if let Some(inner) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        return inner
+            .parse::<std::net::Ipv6Addr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    }
     host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Checks an explicit proxy URL: a CONNECT proxy over http:// or https://.
+pub(crate) fn check_proxy(url: &str) -> Result<ureq::Proxy> {
+    let bad = |why: &str| Error::config(format!("the proxy URL is not usable: {why}"));
+    let lower = url.trim().to_ascii_lowercase();
+    if !(lower.starts_with("http://") || lower.starts_with("https://")) {
+        return Err(bad(
+            "it must start with http:// or https:// (SOCKS is not supported)",
+        ));
+    }
+    let proxy = ureq::Proxy::new(url.trim()).map_err(|_| bad("it does not parse"))?;
+    if proxy.host().is_empty() {
+        return Err(bad("it has no host"));
+    }
+    Ok(proxy)
 }
 
 fn parse_base_url(raw: &str, allow_insecure: bool) -> Result<BaseUrl> {
@@ -426,6 +556,14 @@ fn parse_base_url(raw: &str, allow_insecure: bool) -> Result<BaseUrl> {
     let host = uri.host().unwrap_or("");
     if host.is_empty() {
         return Err(Error::config(format!("the base URL {raw:?} has no host")));
+    }
+    // RFC 3986: brackets hold only an IPv6 (or IPvFuture) literal.
+    if let Some(inner) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        if inner.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err(Error::config(format!(
+                "the base URL {raw:?} has brackets around something that is not an IPv6 address"
+            )));
+        }
     }
     if uri.query().is_some() {
         return Err(Error::config(format!(
@@ -524,6 +662,103 @@ mod tests {
             .allow_insecure_http(true)
             .build();
         assert!(ok.is_ok());
+    }
+
+    #[test]
+    fn loopback_means_literal_addresses_and_localhost() {
+        for host in [
+            "localhost",
+            "LOCALHOST",
+            "127.0.0.1",
+            "127.255.0.9",
+            "[::1]",
+            "::1",
+        ] {
+            assert!(is_loopback_host(host), "{host}");
+        }
+        for host in [
+            "foo.localhost",
+            "localhost.example.com",
+            "[127.0.0.1]",
+            "[localhost]",
+            "10.0.0.1",
+            "[::2]",
+            "example.com",
+            "",
+        ] {
+            assert!(!is_loopback_host(host), "{host}");
+        }
+        // *.localhost would go through DNS: plain HTTP to it needs the explicit opt-in.
+        let e = cfg("http://app.localhost:8788").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config, "{e}");
+        assert!(cfg("https://app.localhost:8788").is_ok());
+        assert!(Config::builder("http://app.localhost:8788")
+            .hmac_auth("a", "s")
+            .allow_insecure_http(true)
+            .build()
+            .is_ok());
+        assert!(!cfg("https://app.localhost").unwrap().base.loopback);
+        // Brackets hold only IPv6 (RFC 3986), even with insecure HTTP allowed.
+        for bad in [
+            "http://[127.0.0.1]/",
+            "https://[127.0.0.1]:443",
+            "http://[localhost]:1",
+        ] {
+            let e = Config::builder(bad)
+                .hmac_auth("a", "s")
+                .allow_insecure_http(true)
+                .build()
+                .unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Config, "{bad}: {e}");
+        }
+        assert!(cfg("http://[::1]:8788").unwrap().base.loopback);
+        assert!(cfg("http://localhost:8788").unwrap().base.loopback);
+    }
+
+    #[test]
+    fn proxy_and_call_timeout_settings() {
+        let b = || Config::builder("https://x").hmac_auth("a", "s");
+        assert_eq!(b().build().unwrap().proxy, ProxySetting::Env);
+        assert_eq!(b().no_proxy().build().unwrap().proxy, ProxySetting::Direct);
+        let c = b().proxy("http://user:pw@proxy:3128").build().unwrap();
+        assert_eq!(
+            c.proxy,
+            ProxySetting::Url("http://user:pw@proxy:3128".into())
+        );
+        // Debug shows where the proxy is, not its credentials.
+        let shown = format!("{c:?}");
+        assert!(
+            shown.contains("proxy:3128") && !shown.contains("pw"),
+            "{shown}"
+        );
+        let client = crate::Client::new(c.clone()).unwrap();
+        let shown = format!("{client:?}");
+        assert!(!shown.contains("pw"), "{shown}");
+        let shown = format!("{:?}", b().proxy("http://user:pw@proxy:3128"));
+        assert!(
+            shown.contains("proxy:3128") && !shown.contains("pw"),
+            "{shown}"
+        );
+        for bad in ["socks5://proxy:1080", "proxy:3128", "http://", ""] {
+            let e = b().proxy(bad).build().unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Config, "{bad}: {e}");
+            assert!(e.message().contains("proxy"), "{e}");
+        }
+        assert_eq!(b().build().unwrap().call_timeout(), None);
+        assert_eq!(
+            b().call_timeout(Duration::ZERO)
+                .build()
+                .unwrap()
+                .call_timeout(),
+            None
+        );
+        assert_eq!(
+            b().call_timeout(Duration::MAX)
+                .build()
+                .unwrap()
+                .call_timeout(),
+            Some(Duration::MAX)
+        );
     }
 
     #[test]

@@ -29,22 +29,36 @@
 //! (`hmac-sha256` or `token`), `FOTP_APP_ID`, `FOTP_APP_SECRET`, `FOTP_APP_KEY`, `FOTP_TOKEN`,
 //! `FOTP_TIMEOUT_MS`, `FOTP_CONNECT_TIMEOUT_MS`, `FOTP_RETRIES`, `FOTP_ALLOW_INSECURE_HTTP`,
 //! `FOTP_CA_BUNDLE`. Proxies come from `HTTPS_PROXY`, `HTTP_PROXY` and `NO_PROXY` (never for a
-//! loopback base URL).
+//! loopback base URL). They are defaults: [`ConfigBuilder::ca_bundle`],
+//! [`ConfigBuilder::proxy`] and [`ConfigBuilder::no_proxy`] set them per client.
 //!
 //! ## Time limits and retries
-//! The timeout bounds a whole call, every attempt and back-off pause included. query is retried
-//! on network errors, time-outs, HTTP 429 and 5xx with jittered exponential back-off, honouring
-//! `Retry-After` in seconds (when the pause would pass the deadline, the last answer is returned
-//! at once). verify is retried only when the request surely never reached the server.
+//! [`ConfigBuilder::timeout`] (10 s) bounds each attempt, connecting included; query is retried
+//! after a timed-out attempt like after any transient failure (network error, time-out, HTTP
+//! 429 or 5xx), with jittered exponential back-off, honouring `Retry-After` (seconds or an
+//! HTTP-date, at most one attempt's limit). verify is retried only when the request surely never
+//! reached the server. [`ConfigBuilder::call_timeout`] or [`Client::with_timeout`] bound the
+//! whole call (every attempt and pause); without them a call never runs longer than
+//! (retries + 1) × timeout plus the pauses. [`Client::wait`] polls through transient failures
+//! until its own limit. No duration and no server answer can make a call panic.
+//!
+//! ## Cancellation and fork
+//! [`Client::with_cancel`] gives a client whose calls watch a [`CancelToken`]: once cancelled,
+//! a call returns within about 100 ms (even when blocked reading) with a timeout error saying so,
+//! and a verify not yet sent is never sent. Signals (`EINTR`) never fail a call. After `fork`,
+//! the child opens its own connections (the pool is rebuilt when the process id changes) and
+//! draws its own nonces from the OS.
 
 #![deny(missing_docs)]
 
 mod callback;
+mod cancel;
 mod client;
 mod config;
 mod error;
 pub mod sign;
 pub mod tracker;
+mod transport;
 pub mod validate;
 pub mod wire;
 
@@ -52,6 +66,7 @@ pub mod wire;
 pub mod ffi;
 
 pub use callback::{parse_callback, Callback, CALLBACK_ACK, MAX_CALLBACK_BYTES};
+pub use cancel::CancelToken;
 pub use client::{Client, MAX_RESPONSE_BYTES};
 pub use config::{
     is_loopback_host, Config, ConfigBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_RETRIES,

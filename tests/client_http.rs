@@ -223,18 +223,40 @@ fn retry_after_is_honoured() {
 }
 
 #[test]
-fn retry_after_past_the_deadline_answers_at_once() {
-    let server = Server::always(429, "slow down");
-    let server_ra = Server::start(|_, _| {
+fn retry_after_past_the_call_bound_answers_at_once() {
+    let server = Server::start(|_, _| {
         Reply::Full(429, vec![("retry-after", "30".into())], b"later".to_vec())
     });
-    let client = client_for(&server_ra, quick);
+    let client = client_for(&server, |b| {
+        b.timeout(Duration::from_secs(3))
+            .call_timeout(Duration::from_secs(2))
+    });
     let start = Instant::now();
     let e = client.query(TOKEN).unwrap_err();
     assert_eq!((e.kind(), e.http_status()), (ErrorKind::HttpStatus, 429));
-    assert_eq!(server_ra.count(), 1);
+    assert_eq!(server.count(), 1);
     assert!(start.elapsed() < Duration::from_millis(500));
-    drop(server);
+}
+
+#[test]
+fn retry_after_is_capped_at_one_attempt_time_limit() {
+    // Without a call bound, a pause never exceeds the per-attempt limit, so the call stays
+    // within (retries + 1) x timeout plus the pauses.
+    let server = Server::start(|_, _| {
+        Reply::Full(429, vec![("retry-after", "30".into())], b"later".to_vec())
+    });
+    let client = client_for(&server, |b| {
+        b.timeout(Duration::from_millis(300)).retries(2)
+    });
+    let start = Instant::now();
+    let e = client.query(TOKEN).unwrap_err();
+    let took = start.elapsed();
+    assert_eq!((e.kind(), e.http_status()), (ErrorKind::HttpStatus, 429));
+    assert_eq!(server.count(), 3);
+    assert!(
+        took >= Duration::from_millis(580) && took < Duration::from_millis(2000),
+        "{took:?}"
+    );
 }
 
 #[test]
@@ -272,22 +294,106 @@ fn stall_past_the_time_limit() {
     let client = client_for(&server, |b| {
         b.timeout(Duration::from_millis(400)).retries(2)
     });
-    for call in 0..2 {
-        let start = Instant::now();
-        let e = if call == 0 {
-            client.query(TOKEN).unwrap_err()
+    // The limit is per attempt: query tries three times, then gives up.
+    let start = Instant::now();
+    let e = client.query(TOKEN).unwrap_err();
+    let took = start.elapsed();
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+    assert!(e.message().contains("400 ms"), "{e}");
+    // 3 x 400 ms plus two back-off pauses (at most 100 + 200 ms).
+    assert!(
+        took >= Duration::from_millis(1190) && took < Duration::from_millis(2500),
+        "{took:?}"
+    );
+    assert_eq!(server.count(), 3);
+    // verify reached the server: no retry.
+    let start = Instant::now();
+    let e = client.verify(&VerifyRequest::new("2")).unwrap_err();
+    let took = start.elapsed();
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+    assert!(
+        took >= Duration::from_millis(390) && took < Duration::from_millis(1200),
+        "{took:?}"
+    );
+    assert_eq!(server.count(), 4);
+}
+
+#[test]
+fn stalled_first_attempt_is_retried() {
+    let server = Server::start(|n, _| {
+        if n == 0 {
+            Reply::After(
+                Duration::from_secs(10),
+                Box::new(Reply::json(200, QUERY_OK)),
+            )
         } else {
+            Reply::json(200, QUERY_OK)
+        }
+    });
+    let client = client_for(&server, |b| {
+        b.timeout(Duration::from_millis(500)).retries(2)
+    });
+    let start = Instant::now();
+    let r = client.query(TOKEN).unwrap();
+    let took = start.elapsed();
+    assert_eq!(r.status, Status::Success);
+    assert_eq!(server.count(), 2);
+    // One timed-out attempt, one back-off pause (at most 100 ms), one quick answer.
+    assert!(
+        took >= Duration::from_millis(490) && took < Duration::from_millis(1500),
+        "{took:?}"
+    );
+}
+
+#[test]
+fn call_timeout_bounds_the_whole_call() {
+    let server = Server::start(|_, _| {
+        Reply::After(
+            Duration::from_secs(10),
+            Box::new(Reply::json(200, QUERY_OK)),
+        )
+    });
+    let client = client_for(&server, |b| {
+        b.timeout(Duration::from_millis(400))
+            .retries(5)
+            .call_timeout(Duration::from_millis(700))
+    });
+    for verify in [false, true] {
+        let start = Instant::now();
+        let e = if verify {
             client.verify(&VerifyRequest::new("2")).unwrap_err()
+        } else {
+            client.query(TOKEN).unwrap_err()
         };
         let took = start.elapsed();
         assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
-        // The limit bounds the whole call, retries included.
+        let bound = if verify { 400 } else { 700 };
         assert!(
-            took >= Duration::from_millis(390) && took < Duration::from_millis(1200),
-            "{took:?}"
+            took >= Duration::from_millis(bound - 10) && took < Duration::from_millis(bound + 700),
+            "{verify}: {took:?}"
         );
     }
-    assert_eq!(server.count(), 2, "no retry fits in the time limit");
+    // with_timeout: the same bound, set per call by bindings.
+    let client = client_for(&server, |b| {
+        b.timeout(Duration::from_millis(400)).retries(5)
+    });
+    let start = Instant::now();
+    let e = client
+        .with_timeout(Duration::from_millis(600))
+        .query(TOKEN)
+        .unwrap_err();
+    let took = start.elapsed();
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+    assert!(e.message().contains("600 ms"), "{e}");
+    assert!(
+        took >= Duration::from_millis(590) && took < Duration::from_millis(1300),
+        "{took:?}"
+    );
+    assert_eq!(
+        client.with_timeout(Duration::from_secs(1)).call_timeout(),
+        Some(Duration::from_secs(1))
+    );
+    assert_eq!(client.call_timeout(), None);
 }
 
 #[test]
@@ -468,4 +574,190 @@ fn with_timeout_shortens_the_limit() {
     let start = Instant::now();
     assert_eq!(short.query(TOKEN).unwrap_err().kind(), ErrorKind::Timeout);
     assert!(start.elapsed() < Duration::from_millis(900));
+}
+
+#[test]
+fn wait_rides_out_a_passing_outage() {
+    // 503 four times (beyond the query's own retries), then success; 429 the same.
+    for status in [503, 429] {
+        let server = Server::start(move |n, _| {
+            if n < 4 {
+                Reply::json(status, "unavailable")
+            } else {
+                Reply::json(200, QUERY_OK)
+            }
+        });
+        let client = client_for(&server, |b| {
+            b.retries(1).poll_interval(Duration::from_millis(50))
+        });
+        let r = client.wait(TOKEN, Duration::from_secs(20)).unwrap();
+        assert_eq!(r.status, Status::Success, "{status}");
+        assert_eq!(server.count(), 5, "{status}");
+    }
+    // A failure that is not transient ends the wait at once.
+    let server = Server::always(401, "no");
+    let client = client_for(&server, |b| b.poll_interval(Duration::from_millis(50)));
+    let e = client.wait(TOKEN, Duration::from_secs(20)).unwrap_err();
+    assert_eq!((e.kind(), e.http_status()), (ErrorKind::HttpStatus, 401));
+    assert_eq!(server.count(), 1);
+}
+
+#[test]
+fn wait_makes_a_last_query_before_its_limit() {
+    // Polls at 0 and ~250 ms; then 350 ms are left, less than the next interval (500 ms): the
+    // old loop slept to the limit, now a last query sees the result.
+    let server = Server::start(|n, _| {
+        if n < 2 {
+            Reply::json(200, &query_status("0"))
+        } else {
+            Reply::json(200, QUERY_OK)
+        }
+    });
+    let client = client_for(&server, |b| b.poll_interval(Duration::from_secs(1)));
+    let start = Instant::now();
+    let r = client.wait(TOKEN, Duration::from_millis(600)).unwrap();
+    assert_eq!(r.status, Status::Success);
+    assert_eq!(server.count(), 3);
+    assert!(start.elapsed() < Duration::from_millis(600));
+}
+
+/// Cancels `token` after `after` on another thread; returns when it was cancelled.
+fn cancel_later(token: &fotp::CancelToken, after: Duration) -> std::thread::JoinHandle<Instant> {
+    let token = token.clone();
+    std::thread::spawn(move || {
+        std::thread::sleep(after);
+        token.cancel();
+        Instant::now()
+    })
+}
+
+#[track_caller]
+fn assert_cancelled(
+    result: fotp::Result<impl std::fmt::Debug>,
+    trigger: std::thread::JoinHandle<Instant>,
+) {
+    let returned = Instant::now();
+    let triggered = trigger.join().unwrap();
+    let e = result.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+    assert!(e.message().contains("cancelled"), "{e}");
+    let late = returned.saturating_duration_since(triggered);
+    assert!(
+        late < Duration::from_millis(250),
+        "returned {late:?} after the trigger"
+    );
+}
+
+#[test]
+fn cancel_stops_a_call_blocked_on_the_network() {
+    // Blocked waiting for the status line, then mid-body.
+    for reply in [0, 1] {
+        let server = Server::start(move |_, _| {
+            if reply == 0 {
+                Reply::After(
+                    Duration::from_secs(30),
+                    Box::new(Reply::json(200, QUERY_OK)),
+                )
+            } else {
+                Reply::HeadersThenSilence
+            }
+        });
+        let client = client_for(&server, |b| b.timeout(Duration::from_secs(30)));
+        let token = fotp::CancelToken::new();
+        let watched = client.with_cancel(&token);
+        assert!(!watched.cancelled());
+        let trigger = cancel_later(&token, Duration::from_millis(300));
+        assert_cancelled(watched.query(TOKEN), trigger);
+        assert!(watched.cancelled() && !client.cancelled());
+        // The shared pool still serves the uncancelled client.
+        assert_eq!(
+            client
+                .with_timeout(Duration::from_millis(200))
+                .query(TOKEN)
+                .unwrap_err()
+                .kind(),
+            ErrorKind::Timeout
+        );
+    }
+}
+
+#[test]
+fn cancel_wakes_pauses_and_waits() {
+    // A Retry-After pause between attempts.
+    let server = Server::start(|_, _| {
+        Reply::Full(503, vec![("retry-after", "20".into())], b"busy".to_vec())
+    });
+    let client = client_for(&server, |b| b.timeout(Duration::from_secs(30)));
+    let token = fotp::CancelToken::new();
+    let trigger = cancel_later(&token, Duration::from_millis(300));
+    assert_cancelled(client.with_cancel(&token).query(TOKEN), trigger);
+    assert_eq!(server.count(), 1);
+
+    // wait's sleep between polls.
+    let pending = Server::always(200, r#"{"code":"000000","data":{"status":0}}"#);
+    let client = client_for(&pending, |b| b.poll_interval(Duration::from_secs(30)));
+    let token = fotp::CancelToken::new();
+    let trigger = cancel_later(&token, Duration::from_millis(600));
+    assert_cancelled(
+        client
+            .with_cancel(&token)
+            .wait(TOKEN, Duration::from_secs(60)),
+        trigger,
+    );
+}
+
+#[test]
+fn cancelled_verify_is_never_sent() {
+    let server = Server::always(200, VERIFY_OK);
+    let client = client_for(&server, |b| b);
+    let token = fotp::CancelToken::new();
+    token.cancel();
+    let watched = client.with_cancel(&token);
+    let e = watched.verify(&VerifyRequest::new("2")).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Timeout);
+    assert!(e.message().contains("cancelled"), "{e}");
+    assert!(watched.query(TOKEN).is_err());
+    assert_eq!(server.count(), 0);
+
+    // Cancelled during the back-off after a refused connection: no later attempt is made.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let client = Client::new(
+        fotp::Config::builder(format!("http://127.0.0.1:{port}"))
+            .hmac_auth("a", "s")
+            .retries(1000)
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    let token = fotp::CancelToken::new();
+    let trigger = cancel_later(&token, Duration::from_millis(300));
+    assert_cancelled(
+        client.with_cancel(&token).verify(&VerifyRequest::new("2")),
+        trigger,
+    );
+}
+
+#[test]
+fn cancel_over_tls_mid_read() {
+    let (server, ca_pem) = Server::start_tls(|_, _| Reply::HeadersThenSilence);
+    let dir = std::env::temp_dir().join(format!("fotp-cancel-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bundle = dir.join("ca.pem");
+    std::fs::write(&bundle, ca_pem).unwrap();
+    let client = Client::new(
+        fotp::Config::builder(format!("https://localhost:{}", server.addr.port()))
+            .hmac_auth("a", "s")
+            .ca_bundle(&bundle)
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    let token = fotp::CancelToken::new();
+    let trigger = cancel_later(&token, Duration::from_millis(300));
+    assert_cancelled(client.with_cancel(&token).query(TOKEN), trigger);
+    assert_eq!(server.count(), 1);
+    std::fs::remove_dir_all(dir).ok();
 }

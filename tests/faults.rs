@@ -25,7 +25,11 @@ fn headers_then_silence() {
     let e = client.query(TOKEN).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
     assert_eq!(e.http_status(), 200, "the status line did arrive");
-    within(start, Duration::from_millis(1200));
+    // The limit is per attempt: 4 attempts of 500 ms, plus back-off pauses of at most
+    // 100 + 200 + 400 ms.
+    assert_eq!(server.count(), 4);
+    assert!(start.elapsed() >= Duration::from_millis(1990));
+    within(start, Duration::from_millis(3500));
 }
 
 #[test]
@@ -208,4 +212,123 @@ fn redirects_are_not_followed() {
     let e = client.query(TOKEN).unwrap_err();
     assert_eq!((e.kind(), e.http_status()), (ErrorKind::HttpStatus, 302));
     assert_eq!(target.count(), 0);
+}
+
+/// A server answering 429 with `Retry-After: value` once, then success; returns how long the
+/// query took and how many requests the server saw.
+fn retry_after_case(value: String, timeout: Duration) -> (Duration, usize) {
+    let server = Server::start(move |n, _| {
+        if n == 0 {
+            Reply::Full(429, vec![("retry-after", value.clone())], b"later".to_vec())
+        } else {
+            Reply::json(200, QUERY_OK)
+        }
+    });
+    let client = client_for(&server, |b| b.timeout(timeout).retries(2));
+    let start = Instant::now();
+    let r = client.query(TOKEN).unwrap();
+    assert_eq!(r.status, fotp::Status::Success);
+    (start.elapsed(), server.count())
+}
+
+#[test]
+fn retry_after_seconds_dates_and_garbage() {
+    let quick = Duration::from_millis(600);
+    let date = |offset: i64| {
+        let now = std::time::SystemTime::now();
+        let t = if offset >= 0 {
+            now + Duration::from_secs(offset as u64)
+        } else {
+            now - Duration::from_secs(offset.unsigned_abs())
+        };
+        httpdate::fmt_http_date(t)
+    };
+    // (header, lower bound, upper bound) of the whole query, per-attempt limit 3 s; dates are
+    // made when their case runs.
+    type Value = Box<dyn Fn() -> String>;
+    let fixed = |v: &'static str| -> Value { Box::new(move || v.to_string()) };
+    let cases: Vec<(Value, Duration, Duration)> = vec![
+        (fixed("0"), Duration::ZERO, quick),
+        (
+            fixed("1"),
+            Duration::from_millis(950),
+            Duration::from_millis(2500),
+        ),
+        // An HTTP-date 2 s ahead: a pause of 1-2 s (the date has whole seconds).
+        (
+            Box::new(move || date(2)),
+            Duration::from_millis(900),
+            Duration::from_millis(3000),
+        ),
+        // A date in the past: no pause.
+        (Box::new(move || date(-60)), Duration::ZERO, quick),
+        // Ignored: the usual back-off (at most 100 ms) applies.
+        (fixed("-1"), Duration::ZERO, quick),
+        (fixed("soon"), Duration::ZERO, quick),
+        (fixed("1.5"), Duration::ZERO, quick),
+        (fixed(""), Duration::ZERO, quick),
+        (
+            fixed("Mon, 99 Foo 2026 99:99:99 GMT"),
+            Duration::ZERO,
+            quick,
+        ),
+    ];
+    for (value, low, high) in cases {
+        let value = value();
+        let (took, count) = retry_after_case(value.clone(), Duration::from_secs(3));
+        assert_eq!(count, 2, "{value:?}");
+        assert!(took >= low && took < high, "{value:?}: {took:?}");
+    }
+}
+
+#[test]
+fn huge_retry_after_is_capped_not_a_crash() {
+    // Used to panic: "overflow when adding duration to instant".
+    for value in [
+        "18446744073709551615",
+        "99999999999999999999999999999999",
+        "Fri, 31 Dec 9999 23:59:59 GMT",
+    ] {
+        let (took, count) = retry_after_case(value.into(), Duration::from_millis(700));
+        assert_eq!(count, 2, "{value}");
+        // Capped at one attempt's limit.
+        assert!(
+            took >= Duration::from_millis(690) && took < Duration::from_millis(2000),
+            "{value}: {took:?}"
+        );
+    }
+}
+
+#[test]
+fn huge_durations_from_rust_do_not_panic() {
+    let server = Server::start(|n, _| {
+        if n % 2 == 0 {
+            Reply::Full(503, vec![("retry-after", "0".into())], b"busy".to_vec())
+        } else {
+            Reply::json(200, QUERY_OK)
+        }
+    });
+    let client = client_for(&server, |b| {
+        b.timeout(Duration::MAX)
+            .connect_timeout(Duration::MAX)
+            .call_timeout(Duration::MAX)
+            .poll_interval(Duration::MAX)
+    });
+    assert_eq!(client.query(TOKEN).unwrap().status, fotp::Status::Success);
+    let r = client.wait(TOKEN, Duration::MAX).unwrap();
+    assert_eq!(r.status, fotp::Status::Success);
+    let derived = client.with_timeout(Duration::MAX);
+    derived.query(TOKEN).unwrap();
+    derived
+        .verify(&VerifyRequest::new("2"))
+        .expect_err("the query body is no verification");
+    assert!(derived.call_deadline().is_none(), "too far to represent");
+    // Zero: the bound is already over, a clean timeout.
+    let e = client
+        .with_timeout(Duration::ZERO)
+        .query(TOKEN)
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+    let e = client.wait(TOKEN, Duration::ZERO).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
 }

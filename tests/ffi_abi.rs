@@ -631,14 +631,18 @@ fn time_limits_and_with_timeout() {
         assert_eq!(fotp_query_result_status(ok_r), fotp_status::Processing);
         fotp_query_result_free(ok_r);
 
-        let start = Instant::now();
-        let (kind, message, _, _) = take(fotp_wait(short, TOKEN.as_ptr(), 400, &mut r));
-        assert_eq!(kind, FOTP_ERROR_TIMEOUT, "{message}");
-        let took = start.elapsed();
-        assert!(
-            took >= Duration::from_millis(350) && took < Duration::from_secs(3),
-            "{took:?}"
-        );
+        // The smaller of the call bound (200 ms) and wait's own limit wins.
+        for (limit, expected) in [(400, 200), (120, 120)] {
+            let start = Instant::now();
+            let (kind, message, _, _) = take(fotp_wait(short, TOKEN.as_ptr(), limit, &mut r));
+            assert_eq!(kind, FOTP_ERROR_TIMEOUT, "{message}");
+            assert!(message.contains(&format!("{expected} ms")), "{message}");
+            let took = start.elapsed();
+            assert!(
+                took >= Duration::from_millis(expected - 10) && took < Duration::from_secs(2),
+                "{took:?}"
+            );
+        }
         assert_eq!(r, sentinel());
         fotp_client_free(short);
     }
@@ -695,4 +699,176 @@ fn one_client_from_many_threads() {
     assert_eq!(server.count(), 40);
     // SAFETY: no thread uses it any more.
     unsafe { fotp_client_free(client as *mut fotp_client) };
+}
+
+#[test]
+fn cancel_tokens_through_the_abi() {
+    let server = Server::start(|_, _| {
+        Reply::After(
+            Duration::from_secs(10),
+            Box::new(Reply::json(200, QUERY_OK)),
+        )
+    });
+    let client = client_for(&server);
+    // SAFETY: live objects; out-parameters are writable; NULL is documented for each.
+    unsafe {
+        fotp_cancel_trigger(null());
+        fotp_cancel_free(null_mut());
+        let cancel = fotp_cancel_new();
+        assert!(!cancel.is_null());
+        let mut watched = sentinel();
+        expect_invalid(
+            fotp_client_with_cancel(null(), cancel, &mut watched),
+            "client",
+        );
+        expect_invalid(
+            fotp_client_with_cancel(client, null(), &mut watched),
+            "cancel",
+        );
+        expect_invalid(fotp_client_with_cancel(client, cancel, null_mut()), "out");
+        assert_eq!(watched, sentinel());
+        let mut watched = null_mut();
+        ok(fotp_client_with_cancel(client, cancel, &mut watched));
+
+        // A call blocked reading the answer returns soon after the trigger, from another thread.
+        let c = cancel as usize;
+        let trigger = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            fotp_cancel_trigger(c as *const fotp_cancel);
+            Instant::now()
+        });
+        let mut r = sentinel();
+        let (kind, message, _, _) = take(fotp_query(watched, TOKEN.as_ptr(), &mut r));
+        let returned = Instant::now();
+        let triggered = trigger.join().unwrap();
+        assert_eq!(kind, FOTP_ERROR_TIMEOUT, "{message}");
+        assert!(message.contains("cancelled"), "{message}");
+        assert!(
+            returned.duration_since(triggered) < Duration::from_millis(300),
+            "{:?}",
+            returned.duration_since(triggered)
+        );
+        assert_eq!(r, sentinel());
+        // Once cancelled, a verify is never sent; the token may be freed before the client.
+        let sent = server.count();
+        fotp_cancel_free(cancel);
+        let mut v = sentinel();
+        let (kind, message, _, _) = take(fotp_verify(watched, c"2".as_ptr(), null(), 0, &mut v));
+        assert_eq!(kind, FOTP_ERROR_TIMEOUT, "{message}");
+        assert_eq!(server.count(), sent);
+        // The original client is not cancelled.
+        let mut short = null_mut();
+        ok(fotp_client_with_timeout(client, 200, &mut short));
+        let (kind, message, _, _) = take(fotp_query(short, TOKEN.as_ptr(), &mut r));
+        assert_eq!(kind, FOTP_ERROR_TIMEOUT, "{message}");
+        assert!(!message.contains("cancelled"), "{message}");
+        fotp_client_free(short);
+        fotp_client_free(watched);
+        fotp_client_free(client);
+    }
+}
+
+#[test]
+fn call_bound_and_huge_limits_through_the_abi() {
+    let server = Server::start(|n, r| {
+        if r.path.ends_with("/query") && n == 0 {
+            Reply::After(
+                Duration::from_secs(10),
+                Box::new(Reply::json(200, QUERY_OK)),
+            )
+        } else {
+            Reply::json(200, QUERY_OK)
+        }
+    });
+    let url = std::ffi::CString::new(server.url()).unwrap();
+    // SAFETY: live objects; out-parameters are writable.
+    unsafe {
+        // u32::MAX ms everywhere: no overflow, and a stalled first attempt under a call bound
+        // of 300 ms is a timeout.
+        let c = config(&url);
+        fotp_config_set_timeout_ms(c, u32::MAX);
+        fotp_config_set_connect_timeout_ms(c, u32::MAX);
+        fotp_config_set_call_timeout_ms(c, 300);
+        fotp_config_set_call_timeout_ms(null_mut(), 1);
+        let mut client = null_mut();
+        ok(fotp_client_new(c, &mut client));
+        let mut r = sentinel();
+        let start = Instant::now();
+        let (kind, message, _, _) = take(fotp_query(client, TOKEN.as_ptr(), &mut r));
+        assert_eq!(kind, FOTP_ERROR_TIMEOUT, "{message}");
+        assert!(message.contains("300 ms"), "{message}");
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            start.elapsed()
+        );
+        let mut long = null_mut();
+        ok(fotp_client_with_timeout(client, u32::MAX, &mut long));
+        let mut r = null_mut();
+        ok(fotp_query(long, TOKEN.as_ptr(), &mut r));
+        fotp_query_result_free(r);
+        let mut r = null_mut();
+        ok(fotp_wait(long, TOKEN.as_ptr(), u32::MAX, &mut r));
+        assert_eq!(fotp_query_result_status(r), fotp_status::Success);
+        fotp_query_result_free(r);
+        // No call bound at all: u32::MAX per attempt, 0 = none.
+        fotp_config_set_call_timeout_ms(c, 0);
+        let mut unbounded = null_mut();
+        ok(fotp_client_new(c, &mut unbounded));
+        let mut r = null_mut();
+        ok(fotp_wait(unbounded, TOKEN.as_ptr(), u32::MAX, &mut r));
+        fotp_query_result_free(r);
+        fotp_client_free(unbounded);
+        fotp_client_free(long);
+        fotp_client_free(client);
+        fotp_config_free(c);
+    }
+}
+
+#[test]
+fn ca_bundle_and_proxy_setters_check_their_input() {
+    let dir = std::env::temp_dir().join(format!("fotp-ffi-ca-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let garbage = dir.join("garbage.pem");
+    std::fs::write(&garbage, "not a certificate").unwrap();
+    let c = config(c"https://otp.example.com");
+    // SAFETY: live config and NUL-terminated strings.
+    unsafe {
+        expect_invalid(fotp_config_set_ca_bundle(null_mut(), c"x".as_ptr()), "c");
+        expect_invalid(fotp_config_set_ca_bundle(c, null()), "pem_path");
+        expect_invalid(fotp_config_set_ca_bundle(c, c"\xff".as_ptr()), "pem_path");
+        let (kind, message, _, _) = take(fotp_config_set_ca_bundle(
+            c,
+            c"/nonexistent/ca.pem".as_ptr(),
+        ));
+        assert_eq!(kind, FOTP_ERROR_CONFIG, "{message}");
+        assert!(message.contains("/nonexistent/ca.pem"), "{message}");
+        let path = std::ffi::CString::new(garbage.to_str().unwrap()).unwrap();
+        let (kind, message, _, _) = take(fotp_config_set_ca_bundle(c, path.as_ptr()));
+        assert_eq!(kind, FOTP_ERROR_CONFIG, "{message}");
+        assert!(message.contains("no certificate"), "{message}");
+
+        expect_invalid(fotp_config_set_proxy(null_mut(), null()), "c");
+        expect_invalid(fotp_config_set_proxy(c, c"\xff".as_ptr()), "proxy_url");
+        for bad in [
+            c"socks5://127.0.0.1:1080",
+            c"ftp://proxy",
+            c"not a url",
+            c"",
+        ] {
+            let (kind, message, _, _) = take(fotp_config_set_proxy(c, bad.as_ptr()));
+            assert_eq!(kind, FOTP_ERROR_CONFIG, "{bad:?}: {message}");
+            assert!(message.contains("proxy"), "{message}");
+        }
+        ok(fotp_config_set_proxy(
+            c,
+            c"http://user:pw@127.0.0.1:3128".as_ptr(),
+        ));
+        ok(fotp_config_set_proxy(c, null()));
+        let mut client = null_mut();
+        ok(fotp_client_new(c, &mut client));
+        fotp_client_free(client);
+        fotp_config_free(c);
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -54,6 +54,13 @@ const CONTRACT: &[&str] = &[
     // extras
     "fotp_config_set_user_agent_suffix",
     "fotp_client_with_timeout",
+    "fotp_config_set_call_timeout_ms",
+    "fotp_config_set_ca_bundle",
+    "fotp_config_set_proxy",
+    "fotp_cancel_new",
+    "fotp_cancel_trigger",
+    "fotp_cancel_free",
+    "fotp_client_with_cancel",
     "fotp_callback_fields",
     "fotp_query_result_fields",
     "fotp_verification_fields",

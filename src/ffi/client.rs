@@ -7,6 +7,7 @@ use super::{
     boundary, fotp_callback, fotp_config, fotp_error, fotp_query_result, fotp_verification,
     free_box, try_opt_str, try_out, try_ref, try_str, FfiResult,
 };
+use crate::cancel::CancelToken;
 use crate::client::Client;
 use crate::error::{Error, ErrorKind};
 use crate::wire::VerifyRequest;
@@ -55,8 +56,10 @@ pub unsafe extern "C" fn fotp_client_new(
     })
 }
 
-/// A new client sharing `client`'s connection pool and settings, with another time limit per
-/// call of `timeout_ms` milliseconds (> 0). Bindings use it to apply a caller's deadline.
+/// A new client sharing `client`'s connection pool, settings and cancel token, whose every call
+/// is bounded as a whole by `timeout_ms` milliseconds (> 0): all attempts and pauses; for
+/// fotp_wait(), the smaller of this and its own limit. The per-attempt limit stays. Bindings
+/// use it to apply a caller's deadline (a Go context, Python's per-call timeout=).
 ///
 /// On success writes the new client to `*out` (owned by the caller, free with
 /// fotp_client_free(), independently of `client`) and returns NULL. A NULL argument or
@@ -86,8 +89,75 @@ pub unsafe extern "C" fn fotp_client_with_timeout(
     })
 }
 
+/// A cancellation token that calls watch (see fotp_client_with_cancel()).
+///
+/// Created by fotp_cancel_new(), owned by the caller, freed with fotp_cancel_free() (clients
+/// made with it keep what they need: the token may be freed while they live). Thread-safe:
+/// fotp_cancel_trigger() may be called from any thread, during calls that watch it.
+pub struct fotp_cancel {
+    token: CancelToken,
+}
+
+/// A new, untriggered cancellation token. Owned by the caller: free with fotp_cancel_free().
+/// Returns NULL only if the library hit an internal error. Thread-safe.
+#[no_mangle]
+pub extern "C" fn fotp_cancel_new() -> *mut fotp_cancel {
+    boundary(|| {
+        Box::into_raw(Box::new(fotp_cancel {
+            token: CancelToken::new(),
+        }))
+    })
+}
+
+/// Cancels every call watching `c`: each returns within about 100 ms with a FOTP_ERROR_TIMEOUT
+/// error whose message says it was cancelled (even when blocked on the network), a verify
+/// whose request was not sent yet is never sent, and later calls of clients made with `c` fail
+/// at once. Cannot be undone. Idempotent; does nothing when `c` is NULL. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn fotp_cancel_trigger(c: *const fotp_cancel) {
+    boundary(|| {
+        // SAFETY: NULL or a live token (caller's contract).
+        if let Some(c) = unsafe { c.as_ref() } {
+            c.token.cancel();
+        }
+    })
+}
+
+/// Frees a cancellation token. NULL is a no-op. Clients made with it by
+/// fotp_client_with_cancel() stay valid and keep watching it: a fotp_cancel_trigger() is no
+/// longer possible after this, so their calls are no longer cancellable.
+#[no_mangle]
+pub unsafe extern "C" fn fotp_cancel_free(c: *mut fotp_cancel) {
+    boundary(|| {
+        // SAFETY: NULL or a token from this library not yet freed (caller's contract).
+        unsafe { free_box(c) }
+    })
+}
+
+/// A new client sharing `client`'s connection pool, settings and call bound whose calls (and
+/// the tracker's waits and settles given it) watch `cancel`: see fotp_cancel_trigger().
+///
+/// On success writes the new client to `*out` (owned by the caller, free with
+/// fotp_client_free(), independently of `client` and `cancel`) and returns NULL. A NULL
+/// argument is FOTP_ERROR_INVALID_ARGUMENT; `*out` is untouched on failure. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn fotp_client_with_cancel(
+    client: *const fotp_client,
+    cancel: *const fotp_cancel,
+    out: *mut *mut fotp_client,
+) -> *mut fotp_error {
+    boundary(|| -> FfiResult {
+        // SAFETY: NULL or live objects (caller's contract).
+        let (client, cancel) = unsafe { (try_ref(client, "client")?, try_ref(cancel, "cancel")?) };
+        let out = try_out(out, "out")?;
+        let client = client.client.with_cancel(&cancel.token);
+        write_out(out, fotp_client { client });
+        Ok(())
+    })
+}
+
 /// Frees a client. NULL is a no-op. No call may be using `client` any more; clients made by
-/// fotp_client_with_timeout() stay valid.
+/// fotp_client_with_timeout() or fotp_client_with_cancel() stay valid.
 #[no_mangle]
 pub unsafe extern "C" fn fotp_client_free(client: *mut fotp_client) {
     boundary(|| {
@@ -100,9 +170,9 @@ pub unsafe extern "C" fn fotp_client_free(client: *mut fotp_client) {
 /// the phone, a token and the code.
 ///
 /// `code` may be NULL (the platform picks one) or 4-6 ASCII digits; `validity_minutes` is 1-10,
-/// or 0 for the platform's default (5). The input is checked before anything is sent. Blocks
-/// for at most the client's time limit; verify is retried only when the request surely never
-/// reached the server. On success writes a new verification to `*out` (owned by the caller,
+/// or 0 for the platform's default (5). The input is checked before anything is sent. Each
+/// attempt keeps to the client's time limit, the whole call to its call bound if any; verify
+/// is retried only when the request surely never reached the server. On success writes a new verification to `*out` (owned by the caller,
 /// free with fotp_verification_free()) and returns NULL; `*out` is untouched on failure.
 /// Errors: INVALID_ARGUMENT, NETWORK, TIMEOUT, HTTP_STATUS, API, DECODE. Thread-safe.
 #[no_mangle]
@@ -138,8 +208,9 @@ pub unsafe extern "C" fn fotp_verify(
 
 /// Pulls the result of the verification `ft_token` (1-128 visible ASCII characters) once.
 ///
-/// Blocks for at most the client's time limit (retried on network errors, time-outs, HTTP 429
-/// and 5xx). On success writes a new result to `*out` (owned by the caller, free with
+/// Each attempt keeps to the client's time limit and the whole call to its call bound if any;
+/// retried on network errors, time-outs, HTTP 429 and 5xx, honouring Retry-After (seconds or
+/// an HTTP-date, at most one attempt's time limit). On success writes a new result to `*out` (owned by the caller, free with
 /// fotp_query_result_free()) and returns NULL; `*out` is untouched on failure. Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn fotp_query(
@@ -160,8 +231,10 @@ pub unsafe extern "C" fn fotp_query(
 
 /// Polls query until the status of `ft_token` is no longer "processing" (success, failed or
 /// an unknown value), or `timeout_ms` milliseconds pass: then a FOTP_ERROR_TIMEOUT error. The
-/// limit bounds the whole wait, a query in flight included (0 times out at once); transient
-/// network errors are retried within it, and each query also keeps to the client's time limit.
+/// limit bounds the whole wait, a query in flight included (0 times out at once; the client's
+/// call bound, if smaller, wins). Transient failures (network errors, time-outs, HTTP 429 and
+/// 5xx) do not end the wait: it polls on until its limit and makes a last query when less than
+/// a poll interval is left. Each query also keeps to the client's time limit.
 ///
 /// On success writes a new result to `*out` (owned by the caller, free with
 /// fotp_query_result_free()) and returns NULL; `*out` is untouched on failure. Thread-safe.

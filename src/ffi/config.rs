@@ -3,7 +3,7 @@
 use std::ffi::c_char;
 use std::time::Duration;
 
-use super::{boundary, free_box, try_mut, try_out, try_str, FfiResult};
+use super::{boundary, free_box, try_mut, try_opt_str, try_out, try_str, FfiResult};
 use crate::config::ConfigBuilder;
 
 /// A configuration builder (base URL, credentials, limits). Nothing is checked until
@@ -149,8 +149,13 @@ pub unsafe extern "C" fn fotp_config_set_user_agent_suffix(
     })
 }
 
-/// Sets the time limit of one call in milliseconds, all retries included (default 10000).
-/// 0 is refused by fotp_client_new(). Does nothing when `c` is NULL.
+/// Sets the time limit of each attempt in milliseconds, connecting included (default 10000).
+///
+/// A query attempt that runs out of time is retried like any transient failure (verify only
+/// when its request surely never reached the server). Without a call bound
+/// (fotp_config_set_call_timeout_ms()), a call never runs longer than (retries + 1) x this
+/// limit plus the pauses between attempts. 0 is refused by fotp_client_new(). Does nothing
+/// when `c` is NULL.
 #[no_mangle]
 pub unsafe extern "C" fn fotp_config_set_timeout_ms(c: *mut fotp_config, ms: u32) {
     boundary(|| {
@@ -158,6 +163,69 @@ pub unsafe extern "C" fn fotp_config_set_timeout_ms(c: *mut fotp_config, ms: u32
         if let Some(c) = unsafe { c.as_mut() } {
             c.update(|b| b.timeout(Duration::from_millis(ms.into())));
         }
+    })
+}
+
+/// Sets the time limit of a whole call in milliseconds: every attempt and pause (for
+/// fotp_wait(), the smaller of this and its own limit). 0 means no bound beyond
+/// (retries + 1) x the attempt limit plus the pauses (the default). When it runs out, the call
+/// fails with FOTP_ERROR_TIMEOUT. Does nothing when `c` is NULL.
+#[no_mangle]
+pub unsafe extern "C" fn fotp_config_set_call_timeout_ms(c: *mut fotp_config, ms: u32) {
+    boundary(|| {
+        // SAFETY: NULL or a live config (caller's contract).
+        if let Some(c) = unsafe { c.as_mut() } {
+            c.update(|b| b.call_timeout(Duration::from_millis(ms.into())));
+        }
+    })
+}
+
+/// Trusts the root certificates of the PEM file at `pem_path` in addition to the built-in
+/// (Mozilla) roots, for clients built from `c` only (replaces FOTP_CA_BUNDLE and any earlier
+/// bundle of `c`).
+///
+/// The file is read now; later changes to it do not matter. Returns NULL on success; an owned
+/// FOTP_ERROR_CONFIG error naming the problem when the file cannot be read, is not PEM or holds
+/// no certificate; FOTP_ERROR_INVALID_ARGUMENT when an argument is NULL or `pem_path` is not
+/// UTF-8. `c` is unchanged on failure. `pem_path` is not kept.
+#[no_mangle]
+pub unsafe extern "C" fn fotp_config_set_ca_bundle(
+    c: *mut fotp_config,
+    pem_path: *const c_char,
+) -> *mut super::fotp_error {
+    boundary(|| -> FfiResult {
+        // SAFETY: NULL or live objects (caller's contract).
+        let (c, path) = unsafe { (try_mut(c, "c")?, try_str(pem_path, "pem_path")?) };
+        let loaded = c.builder.clone().load_ca_bundle(path)?;
+        c.builder = loaded;
+        Ok(())
+    })
+}
+
+/// Sets the proxy of clients built from `c`: `proxy_url` is an http:// or https:// CONNECT
+/// proxy (e.g. `http://user:pw@proxy:3128`) used for every request, a loopback base URL
+/// included; NULL means no proxy at all. When this is never called, the environment decides
+/// (HTTPS_PROXY, HTTP_PROXY, NO_PROXY; never for a loopback base URL).
+///
+/// `proxy_url` is copied. Returns NULL on success; an owned FOTP_ERROR_CONFIG error when the
+/// URL does not parse or is not http(s)://; FOTP_ERROR_INVALID_ARGUMENT when `c` is NULL or
+/// `proxy_url` is not UTF-8. `c` is unchanged on failure.
+#[no_mangle]
+pub unsafe extern "C" fn fotp_config_set_proxy(
+    c: *mut fotp_config,
+    proxy_url: *const c_char,
+) -> *mut super::fotp_error {
+    boundary(|| -> FfiResult {
+        // SAFETY: NULL or live objects (caller's contract).
+        let (c, url) = unsafe { (try_mut(c, "c")?, try_opt_str(proxy_url, "proxy_url")?) };
+        match url {
+            Some(url) => {
+                crate::config::check_proxy(url)?;
+                c.update(|b| b.proxy(url));
+            }
+            None => c.update(|b| b.no_proxy()),
+        }
+        Ok(())
     })
 }
 

@@ -85,6 +85,7 @@ panic_default! {
     fotp_status => fotp_status::Unknown,
     *const c_char => std::ptr::null(),
     *mut fotp_config => std::ptr::null_mut(),
+    *mut fotp_cancel => std::ptr::null_mut(),
 }
 
 /// The panic boundary: runs `f` and converts its output for C; a panic becomes an internal

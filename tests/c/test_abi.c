@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "fotp.h"
 
@@ -508,6 +509,102 @@ static void test_network(void) {
     fotp_client_free(client);
 }
 
+static double now_ms(void) {
+    struct timespec t;
+    CHECK(clock_gettime(CLOCK_MONOTONIC, &t) == 0);
+    return (double)t.tv_sec * 1000.0 + (double)t.tv_nsec / 1e6;
+}
+
+static void *trigger_later(void *cancel) {
+    struct timespec pause = {0, 200 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+    fotp_cancel_trigger((const fotp_cancel *)cancel);
+    return NULL;
+}
+
+/* Call bounds, cancellation from another thread, per-client proxy and CA bundle settings. */
+static void test_limits_cancel_and_settings(void) {
+    fotp_config *c = NULL;
+    fotp_client *client = NULL, *watched = SENTINEL(fotp_client), *bounded = NULL;
+    fotp_client *proxied = NULL, *direct = NULL;
+    fotp_cancel *cancel;
+    fotp_verification *v = NULL, *v2 = SENTINEL(fotp_verification);
+    fotp_query_result *r = SENTINEL(fotp_query_result);
+    fotp_error *e;
+    pthread_t thread;
+    double start, took;
+
+    OK(fotp_config_from_env(&c));
+    OK(fotp_client_new(c, &client));
+    /* A verification nobody answers: wait keeps polling it. */
+    OK(fotp_verify(client, "2", NULL, 0, &v));
+
+    /* The call bound ends a wait before its own limit. */
+    fotp_config_set_call_timeout_ms(NULL, 1);
+    fotp_config_set_call_timeout_ms(c, 300);
+    OK(fotp_client_new(c, &bounded));
+    start = now_ms();
+    ERR(fotp_wait(bounded, fotp_verification_ft_token(v), 10000, &r), FOTP_ERROR_TIMEOUT, "300 ms");
+    took = now_ms() - start;
+    CHECK(took >= 290 && took < 3000);
+    CHECK(r == SENTINEL(fotp_query_result));
+    fotp_client_free(bounded);
+    fotp_config_set_call_timeout_ms(c, 0);
+
+    /* Cancellation: a wait stops soon after another thread triggers the token. */
+    fotp_cancel_trigger(NULL);
+    fotp_cancel_free(NULL);
+    cancel = fotp_cancel_new();
+    CHECK(cancel != NULL);
+    INVALID(fotp_client_with_cancel(NULL, cancel, &watched), "client");
+    INVALID(fotp_client_with_cancel(client, NULL, &watched), "cancel");
+    INVALID(fotp_client_with_cancel(client, cancel, NULL), "out");
+    CHECK(watched == SENTINEL(fotp_client));
+    OK(fotp_client_with_cancel(client, cancel, &watched));
+    CHECK(pthread_create(&thread, NULL, trigger_later, cancel) == 0);
+    start = now_ms();
+    ERR(fotp_wait(watched, fotp_verification_ft_token(v), 10000, &r), FOTP_ERROR_TIMEOUT,
+        "cancelled");
+    took = now_ms() - start;
+    CHECK(pthread_join(thread, NULL) == 0);
+    CHECK(took >= 150 && took < 3000); /* generous: valgrind runs this too */
+    /* Later calls fail at once, and the token may go before the client. */
+    fotp_cancel_free(cancel);
+    ERR(fotp_verify(watched, "2", NULL, 0, &v2), FOTP_ERROR_TIMEOUT, "cancelled");
+    CHECK(v2 == SENTINEL(fotp_verification));
+    fotp_client_free(watched);
+    OK(fotp_query(client, fotp_verification_ft_token(v), &r));
+    CHECK(fotp_query_result_status(r) == FOTP_STATUS_PROCESSING);
+    fotp_query_result_free(r);
+
+    /* Settings checked when set. */
+    INVALID(fotp_config_set_ca_bundle(NULL, "x"), "c");
+    INVALID(fotp_config_set_ca_bundle(c, NULL), "pem_path");
+    ERR(fotp_config_set_ca_bundle(c, "/nonexistent/ca.pem"), FOTP_ERROR_CONFIG, "/nonexistent/ca.pem");
+    INVALID(fotp_config_set_proxy(NULL, NULL), "c");
+    INVALID(fotp_config_set_proxy(c, BAD_UTF8), "proxy_url");
+    ERR(fotp_config_set_proxy(c, "socks5://127.0.0.1:1080"), FOTP_ERROR_CONFIG, "proxy");
+
+    /* Two clients, one process: a proxy that is not there fails only the client set to use it
+     * (an explicit proxy applies to a loopback base URL too); NULL means none at all. */
+    OK(fotp_config_set_proxy(c, "http://127.0.0.1:1"));
+    fotp_config_set_retries(c, 0);
+    OK(fotp_client_new(c, &proxied));
+    OK(fotp_config_set_proxy(c, NULL));
+    OK(fotp_client_new(c, &direct));
+    e = fotp_query(proxied, fotp_verification_ft_token(v), &r);
+    CHECK(fotp_error_kind(e) == FOTP_ERROR_NETWORK);
+    fotp_error_free(e);
+    OK(fotp_query(direct, fotp_verification_ft_token(v), &r));
+    fotp_query_result_free(r);
+    fotp_client_free(proxied);
+    fotp_client_free(direct);
+
+    fotp_config_free(c);
+    fotp_verification_free(v);
+    fotp_client_free(client);
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: test_abi CALLBACK_JSON_FILE\n");
@@ -520,6 +617,7 @@ int main(int argc, char **argv) {
     base_url = getenv("FOTP_BASE_URL");
     if (base_url != NULL && *base_url) {
         test_network();
+        test_limits_cancel_and_settings();
     } else {
         printf("test_abi: FOTP_BASE_URL is not set, network part skipped\n");
     }

@@ -1,0 +1,85 @@
+//! A forked child never uses its parent's pooled connections, and never repeats its nonces.
+//! Alone in its binary: fork copies only the calling thread, so no other test may be running.
+
+mod support;
+
+use std::time::Duration;
+
+use support::{Reply, Server};
+
+/// The server answers each query with the token it was sent as the mobile number, so that a
+/// client reading another request's answer (a shared socket) notices.
+fn echo_server() -> Server {
+    Server::start(|_, r| {
+        let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
+        let token = body["ftToken"].as_str().unwrap_or("?").to_string();
+        Reply::json(
+            200,
+            &format!(r#"{{"code":"000000","data":{{"status":"2","mobile":"{token}"}}}}"#),
+        )
+    })
+}
+
+fn queries(client: &fotp::Client, who: &str, n: usize) -> Result<(), String> {
+    for i in 0..n {
+        let token = format!("{who}-{i}");
+        let r = client.query(&token).map_err(|e| format!("{token}: {e}"))?;
+        if r.mobile.as_deref() != Some(token.as_str()) {
+            return Err(format!("{token}: got the answer to {:?}", r.mobile));
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn a_forked_child_uses_its_own_connections_and_nonces() {
+    let server = echo_server();
+    let client = support::client_for(&server, |b| b.timeout(Duration::from_secs(5)).retries(0));
+    for round in 0..3 {
+        // The parent's connection is in the pool when the child is forked.
+        queries(&client, &format!("parent-warm-{round}"), 1).unwrap();
+        // SAFETY: the child only runs the client (no lock held by another thread of this
+        // process is touched) and leaves with _exit, never through the test harness.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork failed");
+        if pid == 0 {
+            let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                queries(&client, &format!("child-{round}"), 20)
+            }))
+            .map(|r| r.is_ok())
+            .unwrap_or(false);
+            // SAFETY: ends the child at once, without running the parent's destructors.
+            unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+        }
+        // The parent keeps using the same client meanwhile.
+        let parent = queries(&client, &format!("parent-{round}"), 20);
+        let mut status = 0;
+        // SAFETY: waits for the child forked above.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        parent.unwrap();
+        assert!(
+            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+            "the child's calls failed (status {status})"
+        );
+    }
+    // Every request arrived whole and correctly signed: no interleaved bytes.
+    let reqs = server.requests();
+    assert_eq!(reqs.len(), 3 * 41);
+    let mut nonces = std::collections::HashSet::new();
+    for r in &reqs {
+        let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert!(body["ftToken"].is_string(), "{:?}", r.body);
+        assert!(fotp::sign::hmac_sha256_verify(
+            b"sandbox-secret",
+            "sandbox",
+            r.header("timestamp"),
+            r.header("nonce"),
+            &r.body,
+            r.header("sign"),
+        ));
+        nonces.insert(r.header("nonce").to_string());
+    }
+    // Nonces come from the OS (getrandom) for every request: the child's differ from the
+    // parent's though both started from the same memory.
+    assert_eq!(nonces.len(), reqs.len(), "a nonce was repeated");
+}

@@ -23,6 +23,9 @@ const CLUSTER_SCHEME: &str = "redis+cluster://";
 const SENTINEL_SCHEME: &str = "redis+sentinel://";
 const DEFAULT_SERVICE: &str = "mymaster";
 
+/// Retries of the cluster client within one call (redirections included).
+const CLUSTER_RETRIES: u32 = 3;
+
 const EXPECTED: &str = "expected redis://[user:password@]host[:port][/db], \
      redis+cluster://[user:password@]host:port[,host:port]... or \
      redis+sentinel://[user:password@]host:port[,host:port]...[/service]";
@@ -123,9 +126,15 @@ impl Deployment {
                 .map(|n| redis::Client::open(n.as_str()))
                 .collect::<RedisResult<Vec<_>>>()
                 .map_err(|e| bad(e.category()))?;
+            // The crate's defaults (16 retries, pauses from 1.28 s growing to minutes) could
+            // hold a call for minutes while a primary fails over: fail within a few attempts
+            // instead, so that settle answers 503 and the platform delivers again.
             let client = ClusterClient::builder(nodes)
                 .connection_timeout(connect_timeout)
                 .response_timeout(command_timeout)
+                .retries(CLUSTER_RETRIES)
+                .min_retry_wait(10)
+                .max_retry_wait(200)
                 .build()
                 .map_err(|e| bad(e.category()))?;
             return Ok(Deployment::Cluster { client, seeds });

@@ -321,7 +321,7 @@ fn keys_carry_the_ttl_and_are_gone_after_it() {
     let r = tr.reserve(5, None).unwrap();
     tr.bind(&r, "tok-ttl").unwrap();
     let store = tr.store();
-    assert!(!store.claim(r.code(), "c1").unwrap().unwrap().duplicate);
+    assert!(!store.claim(r.code()).unwrap().unwrap().duplicate);
     assert_eq!(store.settle(r.code(), "tok-ttl", "s1").unwrap(), Some(true));
     let p = prefix(&t.url, &ns);
     let keys = [
@@ -346,11 +346,7 @@ fn keys_carry_the_ttl_and_are_gone_after_it() {
         "keys outlived their TTL"
     );
     assert_eq!(store.lookup(r.code()).unwrap(), None);
-    assert_eq!(
-        store.claim(r.code(), "c2").unwrap(),
-        None,
-        "expired: no match"
-    );
+    assert_eq!(store.claim(r.code()).unwrap(), None, "expired: no match");
     assert_eq!(store.settle(r.code(), "tok-ttl", "s2").unwrap(), None);
 }
 
@@ -489,7 +485,7 @@ fn wakeups_reach_waiters_in_other_processes() {
             >= 2
     }));
     let matched = Instant::now();
-    assert!(!tr.store().claim(r.code(), "c1").unwrap().unwrap().duplicate);
+    assert!(!tr.store().claim(r.code()).unwrap().unwrap().duplicate);
     for (_, rx) in &children {
         // The waiters' only other way out is their 60 s time-out.
         let woke = line_with(rx, "WOKE ", Duration::from_secs(60));

@@ -204,8 +204,7 @@ impl Store for MemoryStore {
         })
     }
 
-    fn claim(&self, code: &str, _claim_id: &str) -> Result<Option<Match>> {
-        // In memory an answer is never lost, so the claim id is not needed.
+    fn claim(&self, code: &str) -> Result<Option<Match>> {
         let mut s = self.now_locked();
         let Some(Slot {
             holder: Holder::Bound { ft_token, matched },

@@ -92,7 +92,9 @@ const ROUNDS: usize = 16;
 pub struct Match {
     /// The verification the callback belongs to.
     pub ft_token: String,
-    /// `true` when this callback was matched (or settled) before: a repeated delivery.
+    /// From [`Tracker::settle`]: `true` when the verification was settled before (a confirmed
+    /// repeat). From [`Tracker::match_callback`]: `true` when an earlier match saw the code,
+    /// which says nothing about the callback being genuine.
     pub duplicate: bool,
     /// Which settle call made this the first settlement, so that only it can undo it.
     settle_id: Option<String>,
@@ -207,10 +209,9 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// Finds the live verification bound to `code` and marks it matched (unauthenticated,
     /// for [`Tracker::match_callback`]): the first call answers `duplicate: false`, later ones
-    /// `true`. `claim_id` is unique per call, so that a call repeated after a lost answer gives
-    /// the same result. `None` when no live verification holds the code. Wakes the waiters of
-    /// its token. Has no effect on [`settle`](Store::settle).
-    fn claim(&self, code: &str, claim_id: &str) -> Result<Option<Match>>;
+    /// `true`. `None` when no live verification holds the code. Wakes the waiters of its
+    /// token. Has no effect on [`settle`](Store::settle).
+    fn claim(&self, code: &str) -> Result<Option<Match>>;
 
     /// Marks `ft_token` settled if `code` is still bound to it: `Some(true)` for the first
     /// settlement, `Some(false)` when it was settled before, `None` when `code` is no longer
@@ -441,7 +442,7 @@ impl Tracker {
         if validate::code(&cb.code).is_err() {
             return Ok(None);
         }
-        self.store.claim(&cb.code, &crate::sign::new_nonce()?)
+        self.store.claim(&cb.code)
     }
 
     /// The safe way to handle a callback: finds the live verification holding its code, has the

@@ -661,9 +661,11 @@ impl Store for RedisStore {
         Ok(v.and_then(|v| v.strip_prefix("t:").map(str::to_owned)))
     }
 
-    fn claim(&self, code: &str, claim_id: &str) -> Result<Option<Match>> {
+    fn claim(&self, code: &str) -> Result<Option<Match>> {
+        // Names this call, so that the script resent after an interrupted read answers the same.
+        let claim_id = crate::sign::new_nonce()?;
         let mut inv = self.claim.key(self.key("code", code));
-        inv.arg(&self.prefix).arg(claim_id);
+        inv.arg(&self.prefix).arg(&claim_id);
         let found: Option<(String, i64)> = self.with_conn(|c| inv.invoke(c))?;
         Ok(found.map(|(ft_token, dup)| Match::new(ft_token, dup == 1)))
     }

@@ -2,8 +2,9 @@
 # The tracker's Redis store on the deployments large teams run: a 3-primary/3-replica Redis
 # Cluster (`redis-cli --cluster create`) and a primary + replica under 3 Sentinels, all on
 # 127.0.0.1 ports 7700-7799. Runs the shared store suite (tests/tracker_redis_suite.rs) on
-# standalone, cluster and Sentinel, then kills a primary during a run of settlements on each
-# and prints the failover figures. Every server is stopped on exit.
+# standalone, cluster and Sentinel; then, on each, switches the primary over (its pooled
+# connections must follow) and kills a primary during a run of settlements, printing the
+# failover figures. Every server is stopped on exit.
 # Needs: cargo, redis-server and redis-cli (Debian packages redis-server, redis-tools;
 # `redis-server --sentinel` is the Sentinel).
 set -euo pipefail
@@ -112,6 +113,9 @@ for url in "${urls[@]}"; do
 done
 
 for url in "$CLUSTER_URL" "$SENTINEL_URL"; do
+  step "switchover (the replica promoted, the primary demoted) on $url"
+  FOTP_TEST_REDIS_URL=$url cargo test -p fotp --test tracker_redis_suite --quiet -- \
+    --ignored --exact switchover_is_followed_transparently
   step "failover during settlements on $url"
   if ! FOTP_TEST_REDIS_URL=$url cargo test -p fotp --test tracker_redis_suite --quiet -- \
     --ignored --exact failover_during_settlements --nocapture 2>&1 | tee "$WORK/failover.log"; then

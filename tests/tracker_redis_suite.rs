@@ -742,3 +742,114 @@ fn failover_during_settlements() {
         "writes acknowledged before the replica fell behind were lost"
     );
 }
+
+/// The replica of the node serving `ns` (from the primary's replication info).
+fn replica_of(primary: &str) -> String {
+    let repl: String = redis::cmd("INFO")
+        .arg("replication")
+        .query(&mut single(primary))
+        .unwrap();
+    let port = repl
+        .lines()
+        .find_map(|l| l.strip_prefix("slave0:"))
+        .and_then(|l| l.split(',').find_map(|f| f.strip_prefix("port=")))
+        .expect("the primary has a replica")
+        .to_owned();
+    format!("127.0.0.1:{port}")
+}
+
+fn role(addr: &str) -> String {
+    let r: redis::Value = redis::cmd("ROLE").query(&mut single(addr)).unwrap();
+    match r {
+        redis::Value::Array(v) => match v.first() {
+            Some(redis::Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
+            Some(redis::Value::SimpleString(s)) => s.clone(),
+            other => panic!("ROLE: {other:?}"),
+        },
+        other => panic!("ROLE: {other:?}"),
+    }
+}
+
+#[test]
+#[ignore = "fails the primary over: run by scripts/test-redis-ha.sh on a cluster and on Sentinel"]
+fn switchover_is_followed_transparently() {
+    let url = env("FOTP_TEST_REDIS_URL");
+    let ns = fresh_ns("switch");
+    let tr = Tracker::redis(&url, &ns).unwrap();
+    // Every pooled connection in use once, so that all of them point at the old primary.
+    let held: Vec<_> = std::thread::scope(|s| {
+        (0..16)
+            .map(|i| {
+                let tr = &tr;
+                s.spawn(move || {
+                    let r = tr.reserve(6, None).unwrap();
+                    tr.bind(&r, &format!("tok-{i}")).unwrap();
+                    r
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .collect()
+    });
+    let old = primary_of(&url, &ns);
+    let new = replica_of(&old);
+    // Wait until the replica has everything, so the switchover loses nothing.
+    assert!(eventually(Duration::from_secs(20), || {
+        let offset = |addr: &str| -> String {
+            let info: String = redis::cmd("INFO")
+                .arg("replication")
+                .query(&mut single(addr))
+                .unwrap();
+            info.lines()
+                .find_map(|l| l.strip_prefix("master_repl_offset:"))
+                .unwrap()
+                .trim()
+                .to_owned()
+        };
+        offset(&old) == offset(&new)
+    }));
+    if url.starts_with("redis+sentinel://") {
+        let service = url.rsplit_once('/').unwrap().1;
+        let mut s = single(&hosts(&url)[0]);
+        let _: String = redis::cmd("SENTINEL")
+            .arg("FAILOVER")
+            .arg(service)
+            .query(&mut s)
+            .unwrap();
+    } else {
+        let _: String = redis::cmd("CLUSTER")
+            .arg("FAILOVER")
+            .query(&mut single(&new))
+            .unwrap();
+    }
+    // Done when the deployment names the new primary and the old one is its synced replica.
+    assert!(
+        eventually(Duration::from_secs(60), || primary_of(&url, &ns) == new
+            && role(&old) == "slave"
+            && role(&new) == "master"
+            && redis::cmd("INFO")
+                .arg("replication")
+                .query::<String>(&mut single(&new))
+                .unwrap()
+                .contains("state=online")),
+        "the switchover did not finish"
+    );
+    // Every call succeeds: stale connections (READONLY, MOVED) are replaced transparently.
+    for (i, r) in held.iter().enumerate() {
+        assert_eq!(
+            tr.store().lookup(r.code()).unwrap().as_deref(),
+            Some(format!("tok-{i}").as_str())
+        );
+        assert_eq!(
+            tr.store()
+                .settle(r.code(), &format!("tok-{i}"), "s1")
+                .unwrap(),
+            Some(true),
+            "settling {i} after the switchover"
+        );
+    }
+    for _ in 0..32 {
+        tr.reserve(6, None).unwrap();
+    }
+}

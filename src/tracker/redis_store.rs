@@ -93,7 +93,8 @@ return 1
 ";
 
 // KEYS: code key. ARGV: key prefix (`{ns}:`), claim id. Publishes the token on `{ns}:wake`. Returns nil, or {ftToken, duplicate}.
-// The token's keys derive from the code's value, hence are built here (standalone Redis only).
+// The token's keys derive from the code's value, hence are built here: on a cluster the prefix
+// is a hash tag, so they are in the code key's slot.
 // Repeated with the same claim id (a lost answer), it answers the same.
 const CLAIM: &str = r"
 local v = redis.call('GET', KEYS[1])

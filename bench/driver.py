@@ -396,7 +396,37 @@ class Bench:
                     f"{rate / 1e6:.2f} M/s (rounds {1 / max(rust.samples) / 1e6:.2f}-"
                     f"{1 / min(rust.samples) / 1e6:.2f})", "≥ 3 M/s", rate >= 3e6)
 
-    # 6 (issue 8)
+    def start_cluster(self, redis_bin: str) -> tuple[list[Proc], Path, str] | None:
+        """Three primaries (no replicas) joined by `redis-cli --cluster create`; None without
+        redis-cli. Returns the nodes, their directory and the cluster URL."""
+        cli = shutil.which("redis-cli")
+        if not cli:
+            return None
+        ports = [7790, 7791, 7792]  # fixed: a node's cluster bus is its port + 10000
+        work = Path(tempfile.mkdtemp(prefix="fotp-bench-cluster-"))
+        nodes = []
+        for p in ports:
+            d = work / str(p)
+            d.mkdir()
+            nodes.append(Proc([redis_bin, "--port", str(p), "--bind", "127.0.0.1", "--save", "",
+                               "--appendonly", "no", "--dir", str(d), "--cluster-enabled", "yes",
+                               "--cluster-config-file", str(d / "nodes.conf")],
+                              f"cluster node {p}", stdin=False))
+        for n in nodes:
+            while "Ready to accept connections" not in n.readline(30):
+                pass
+        subprocess.run([cli, "--cluster", "create", *[f"127.0.0.1:{p}" for p in ports],
+                        "--cluster-yes"], check=True, stdout=subprocess.DEVNULL, timeout=60)
+        deadline = time.monotonic() + 60
+        while not all("cluster_state:ok" in subprocess.run(
+                [cli, "-p", str(p), "cluster", "info"], capture_output=True, text=True,
+                timeout=10).stdout for p in ports):
+            if time.monotonic() > deadline:
+                raise BenchError("the benchmark cluster never reached state ok")
+            time.sleep(0.1)
+        return nodes, work, "redis+cluster://" + ",".join(f"127.0.0.1:{p}" for p in ports)
+
+    # 6 (issue 8; Redis Cluster rows: issue 16)
     def tracker(self) -> None:
         rounds, batch = (3, 0.02) if self.quick else (15, 0.06)
         redis_bin = shutil.which("redis-server")
@@ -413,6 +443,7 @@ class Bench:
                 if time.monotonic() > deadline:
                     raise BenchError("redis-server did not start")
             env["FOTP_BENCH_REDIS"] = f"redis://127.0.0.1:{port}/"
+        cluster = self.start_cluster(redis_bin) if redis_bin else None
         cases = [
             Case("rust", "tracker-alloc-memory", "allocate a code (reserve + release), memory"),
             Case("rust", "tracker-match-memory", "match a callback, memory"),
@@ -426,21 +457,36 @@ class Bench:
                 Case("rust", "tracker-settle-redis",
                      "settle a callback (lookup + confirming query + settle), Redis"),
             ]
+        if cluster:
+            cases += [
+                Case("rust-cluster", "tracker-alloc-redis",
+                     "allocate a code (reserve + release), Redis Cluster"),
+                Case("rust-cluster", "tracker-settle-redis",
+                     "settle a callback (lookup + confirming query + settle), Redis Cluster"),
+            ]
         # settle queries the platform: the benchmarks' fixed-answer server plays it.
         server, base = start_server(
             ["taskset", "-c", self.cpu, str(self.rel / "fotp-bench-server"), "--nodelay"], "server")
         saved, self.env = self.env, env
         try:
             procs = self.runners(base, self.cpu, ["rust"])
+            if cluster:
+                self.env = dict(env, FOTP_BENCH_REDIS=cluster[2])
+                procs["rust-cluster"] = self.runners(base, self.cpu, ["rust"])["rust"]
         finally:
             self.env = saved
         try:
             interleave(cases, procs, rounds, batch, "tracker")
         finally:
-            procs["rust"].stop()
+            for p in procs.values():
+                p.stop()
             server.stop()
             if redis:
                 redis.stop()
+            if cluster:
+                for n in cluster[0]:
+                    n.stop()
+                shutil.rmtree(cluster[1], ignore_errors=True)
         self.out += [
             "## 6. Tracker: allocating codes, matching and settling callbacks",
             "",
@@ -448,7 +494,10 @@ class Bench:
             "`redis-server` on loopback (one round trip per operation: each is one Lua script).",
             "Settling is a lookup (Redis: a GET), the confirming query (to the benchmarks'",
             "fixed-answer server on the same core, keep-alive) and the settle script; after the",
-            "first call each is a duplicate, the same path as the first.",
+            "first call each is a duplicate, the same path as the first. Redis Cluster: three",
+            "primaries on loopback (`redis-cli --cluster create`); a namespace's keys share one",
+            "hash slot, so each operation is still one script on one primary, reached through",
+            "the cluster client.",
             "",
             "| operation | median µs | min-max µs | per second (median) |",
             "|---|---:|---:|---:|",
@@ -459,6 +508,9 @@ class Bench:
         if not redis:
             self.out.append("")
             self.out.append("(redis-server was not found: the Redis rows were not measured.)")
+        elif not cluster:
+            self.out.append("")
+            self.out.append("(redis-cli was not found: the Redis Cluster rows were not measured.)")
         self.out.append("")
 
     # 2

@@ -63,6 +63,8 @@ use crate::wire::{QueryResult, Status, Verification, VerifyRequest};
 
 mod memory;
 #[cfg(feature = "redis")]
+mod redis_deploy;
+#[cfg(feature = "redis")]
 mod redis_store;
 
 pub use memory::{Clock, MemoryStore};

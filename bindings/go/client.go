@@ -9,6 +9,7 @@ import "C"
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"math"
 	"os"
 	"runtime"
@@ -41,6 +42,9 @@ type Config struct {
 	Retries        int           // 0 = 2; a negative value means no retries at all
 	// AllowInsecureHTTP allows http:// to hosts that are not loopback.
 	AllowInsecureHTTP bool
+	// Logger receives this client's events (each HTTP attempt, retries and pauses, tracker
+	// settlements) as records with attributes; nil = silent. See log.go.
+	Logger *slog.Logger
 }
 
 // String shows the configuration with the secrets redacted.
@@ -84,7 +88,11 @@ func NewClient(cfg Config) (*Client, error) {
 	if cfg.Timeout > 0 {
 		timeout = cfg.Timeout
 	}
-	return newClient(cc, timeout)
+	c, err := newClient(cc, timeout)
+	if err == nil {
+		registerLogger(uint64(C.fotp_client_log_id(c.ptr)), cfg.Logger)
+	}
+	return c, err
 }
 
 // NewClientFromEnv builds a client from the FOTP_* environment variables (FOTP_BASE_URL,
@@ -217,7 +225,10 @@ func (c *Client) Close() error {
 	return nil
 }
 
-func freeClient(p *C.fotp_client) { C.fotp_client_free(p) }
+func freeClient(p *C.fotp_client) {
+	unregisterLogger(uint64(C.fotp_client_log_id(p)))
+	C.fotp_client_free(p)
+}
 
 func (c *Client) acquire() (*C.fotp_client, error) {
 	if c == nil {

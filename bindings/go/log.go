@@ -173,3 +173,18 @@ func eventName(target, event, op string) string {
 	}
 	return target + " " + event
 }
+
+// logRefusal records a callback the receiver refused before the library saw it (the library
+// logs the bodies it refuses itself), like the library's "callback refused" events.
+func logRefusal(reason string) {
+	logRegistry.RLock()
+	seen := map[*slog.Logger]bool{}
+	for _, l := range logRegistry.byClient {
+		seen[l] = true
+	}
+	logRegistry.RUnlock()
+	for l := range seen {
+		l.LogAttrs(context.Background(), slog.LevelInfo, "callback refused",
+			slog.String("event", "refused"), slog.String("reason", reason))
+	}
+}

@@ -166,3 +166,24 @@ func TestLoggerGetsRefusedCallbacksWithoutTheirBody(t *testing.T) {
 		t.Fatalf("the body in the records:\n%s", h.text.String())
 	}
 }
+
+func TestLoggerGetsWhatTheReceiverRefuses(t *testing.T) {
+	h := &captureHandler{level: slog.LevelInfo}
+	c, err := NewClient(Config{BaseURL: "http://127.0.0.1:9", AppID: "a", AppSecret: "s", Logger: slog.New(h)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	rec := httptest.NewRecorder()
+	CallbackHandler(func(context.Context, *Callback) error { return nil }).
+		ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/callback", nil))
+	if rec.Code != http.StatusMethodNotAllowed {
+		t.Fatalf("status %d", rec.Code)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.records) != 1 || h.records[0].Message != "callback refused" ||
+		!strings.Contains(attrsOf(h.records[0])["reason"].String(), "method GET") {
+		t.Fatalf("records:\n%s", h.text.String())
+	}
+}

@@ -28,7 +28,7 @@ for tool in cargo gcc g++ make valgrind pkg-config curl git; do
 done
 
 step "build (library and the fotp command for the sandbox)"
-cargo build --release -p fotp -p fotp-cli
+cargo build --release -p fotp-capi -p fotp-cli
 
 step "header: committed copy equals the generated one, compiles as C99 and C++11"
 make --no-print-directory header-check

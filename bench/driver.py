@@ -263,6 +263,8 @@ class Bench:
                  "raw ureq + limits + fotp's signer and decoder called by hand"),
         ]
         groups["verify"].insert(7, Case("go", "cgo-verify", "C API called straight from Go (cgo)"))
+        groups["verify"].insert(7, Case("c", "c-verify-logged",
+                                        "fotp, C API, a logger at info (set and removed around each call)"))
         try:
             for op, cases in groups.items():
                 interleave(cases, procs, rounds, batch, f"latency {op}")
@@ -325,6 +327,9 @@ class Bench:
              "fotp Rust verify / raw ureq + limits + fotp's signer and decoder by hand"),
             ("go-verify", "cgo-verify", "Go binding verify / the C API called straight from Go"),
             ("cgo-verify", "c-verify", "C API from Go (cgo) / the same from C"),
+            ("c-verify-logged", "c-verify",
+             "C API verify with a logger at info / with logging off (the disabled path is the "
+             "other rows)"),
         ]:
             self.extra.append(f"- {label}: {ratio(a, b)[1]}")
 

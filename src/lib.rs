@@ -57,6 +57,7 @@ mod cancel;
 mod client;
 mod config;
 mod error;
+pub mod logging;
 pub mod sign;
 pub mod tracker;
 mod transport;

@@ -200,12 +200,14 @@ func callbackHandler(process func(r *http.Request, ccb *C.fotp_callback, cb *Cal
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
 			w.Header().Set("Allow", http.MethodPost)
+			logRefusal("method " + r.Method + ": callbacks are POSTed")
 			http.Error(w, "method not allowed: callbacks are POSTed", http.StatusMethodNotAllowed)
 			return
 		}
 		// One byte over the limit lets the library report the body as too large.
 		body, err := io.ReadAll(io.LimitReader(r.Body, MaxCallbackBytes+1))
 		if err != nil {
+			logRefusal("the body could not be read: " + err.Error())
 			http.Error(w, "cannot read the callback body: "+err.Error(), http.StatusBadRequest)
 			return
 		}

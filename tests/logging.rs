@@ -252,3 +252,73 @@ fn nothing_is_emitted_below_the_max_level() {
     log::set_max_level(log::LevelFilter::Trace);
     assert_eq!(n, 0);
 }
+
+/// A store that is down: every operation fails.
+#[derive(Debug)]
+struct DownStore;
+
+impl fotp::tracker::Store for DownStore {
+    fn reserve(
+        &self,
+        _: &[String],
+        _: &str,
+        _: usize,
+        _: Duration,
+    ) -> fotp::Result<fotp::tracker::Reserve> {
+        Err(down())
+    }
+    fn bind(&self, _: &str, _: &str, _: &str) -> fotp::Result<bool> {
+        Err(down())
+    }
+    fn release(&self, _: &str, _: &str) -> fotp::Result<()> {
+        Err(down())
+    }
+    fn lookup(&self, _: &str) -> fotp::Result<Option<String>> {
+        Err(down())
+    }
+    fn claim(&self, _: &str, _: &str) -> fotp::Result<Option<fotp::Match>> {
+        Err(down())
+    }
+    fn settle(&self, _: &str, _: &str, _: &str) -> fotp::Result<Option<bool>> {
+        Err(down())
+    }
+    fn unsettle(&self, _: &str, _: &str) -> fotp::Result<()> {
+        Err(down())
+    }
+    fn wait_matched(&self, _: &str, _: Duration) -> fotp::Result<bool> {
+        Err(down())
+    }
+}
+
+fn down() -> fotp::Error {
+    fotp::Error::new(fotp::ErrorKind::Network, "the store is down")
+}
+
+#[test]
+fn store_failures_and_the_fallback_to_polling_are_warnings() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    capture();
+    CAPTURE.0.lock().unwrap().clear();
+    let server = Server::start(|_, _| Reply::json(200, QUERY_OK));
+    let client = client_for(&server, |b| b);
+    let tracker = fotp::Tracker::new(DownStore).with_poll_interval(Duration::from_millis(20));
+    // The store fails, polling the platform still finds the result.
+    let r = tracker
+        .wait(&client, TOKEN, Duration::from_secs(5))
+        .unwrap();
+    assert_eq!(r.status, fotp::Status::Success);
+    let fallback = events(|e| e.get("event") == Some("fallback_to_polling"));
+    assert_eq!(fallback.len(), 1, "{:#?}", events(|_| true));
+    assert_eq!(fallback[0].level, log::Level::Warn);
+    assert_eq!(fallback[0].get("ft_token"), Some(TOKEN));
+    assert_eq!(fallback[0].get("error"), Some("the store is down"));
+    let failures = events(|e| e.get("event") == Some("store_failure"));
+    assert!(!failures.is_empty());
+    assert_eq!(failures[0].get("op"), Some("wait_matched"));
+    // A settle whose lookup fails: the error is returned and logged.
+    let cb = fotp::parse_callback(include_bytes!("data/callback.json")).unwrap();
+    tracker.settle(&client, &cb).unwrap_err();
+    let lookup = events(|e| e.get("op") == Some("lookup"));
+    assert_eq!(lookup.len(), 1);
+    assert_eq!(lookup[0].target, "fotp::tracker");
+}

@@ -11,6 +11,7 @@ from http.server import BaseHTTPRequestHandler
 
 import pytest
 from _support import http_server
+from test_wsgi import call
 
 import fotp
 
@@ -140,22 +141,8 @@ def test_level_changes_are_picked_up_by_calls_within_a_second(capture: Capture) 
 
 def test_the_wsgi_receiver_logs_what_it_refuses(capture: Capture) -> None:
     app = fotp.wsgi_callback(lambda cb: None)
-    statuses: list[str] = []
-
-    def start_response(status: str, headers: list[tuple[str, str]]) -> None:
-        statuses.append(status)
-
-    app({"REQUEST_METHOD": "GET"}, start_response)
-    body = b'{"mobile":"8615711666132","code":["5776"]}'
-    app(
-        {
-            "REQUEST_METHOD": "POST",
-            "CONTENT_LENGTH": str(len(body)),
-            "wsgi.input": __import__("io").BytesIO(body),
-        },
-        start_response,
-    )
-    assert statuses == ["405 Method Not Allowed", "400 Bad Request"]
+    assert call(app, method="GET")[0] == "405 Method Not Allowed"
+    assert call(app, body=b'{"mobile":"8615711666132","code":["5776"]}')[0] == "400 Bad Request"
     refused = [getattr(r, "fotp") for r in capture.records if r.name == "fotp.callback"]
     assert [f["event"] for f in refused] == ["refused", "refused"], capture.text()
     assert "method GET" in refused[0]["reason"]

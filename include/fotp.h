@@ -102,7 +102,8 @@ typedef enum {
     FOTP_SETTLE_NO_MATCH = 0,
     /**
      * A live verification holds the code but the platform does not confirm the callback
-     * (yet): nothing was consumed; answer HTTP 503 so that the platform delivers again.
+     * (yet), or verify's answer for the code has not reached the tracker yet: nothing was
+     * consumed; answer HTTP 503 so that the platform delivers again.
      */
     FOTP_SETTLE_UNCONFIRMED = 1,
     /**

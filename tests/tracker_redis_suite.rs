@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use fotp::tracker::Lookup;
 use fotp::{ErrorKind, Settlement, Tracker};
 use redis::ConnectionLike;
 use tracker_support::{eventually, line_with, lines_of, Platform, Redis};
@@ -320,7 +321,7 @@ fn keys_carry_the_ttl_and_are_gone_after_it() {
         })),
         "keys outlived their TTL"
     );
-    assert_eq!(store.lookup(r.code()).unwrap(), None);
+    assert_eq!(store.lookup(r.code()).unwrap(), Lookup::Free);
     assert_eq!(store.claim(r.code()).unwrap(), None, "expired: no match");
     assert_eq!(store.settle(r.code(), "tok-ttl", "s2").unwrap(), None);
 }
@@ -797,8 +798,8 @@ fn switchover_is_followed_transparently() {
     // Every call succeeds: stale connections (READONLY, MOVED) are replaced transparently.
     for (i, r) in held.iter().enumerate() {
         assert_eq!(
-            tr.store().lookup(r.code()).unwrap().as_deref(),
-            Some(format!("tok-{i}").as_str())
+            tr.store().lookup(r.code()).unwrap(),
+            Lookup::Bound(format!("tok-{i}"))
         );
         assert_eq!(
             tr.store()

@@ -50,7 +50,8 @@ pub enum fotp_settle_outcome {
     /// No live verification holds the code: call the handler with no match, then acknowledge.
     FOTP_SETTLE_NO_MATCH = 0,
     /// A live verification holds the code but the platform does not confirm the callback
-    /// (yet): nothing was consumed; answer HTTP 503 so that the platform delivers again.
+    /// (yet), or verify's answer for the code has not reached the tracker yet: nothing was
+    /// consumed; answer HTTP 503 so that the platform delivers again.
     FOTP_SETTLE_UNCONFIRMED = 1,
     /// The first confirmed delivery: run the handler (fotp_tracker_unsettle() if it fails).
     FOTP_SETTLE_FIRST = 2,

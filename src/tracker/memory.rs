@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::{Match, Reserve, Store};
+use super::{Lookup, Match, Reserve, Store};
 use crate::error::{Error, Result};
 
 /// The time source of a [`MemoryStore`]'s expiries: a monotonic duration since any fixed
@@ -193,14 +193,12 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    fn lookup(&self, code: &str) -> Result<Option<String>> {
+    fn lookup(&self, code: &str) -> Result<Lookup> {
         let s = self.now_locked();
-        Ok(match s.codes.get(code) {
-            Some(Slot {
-                holder: Holder::Bound { ft_token, .. },
-                ..
-            }) => Some(ft_token.clone()),
-            _ => None,
+        Ok(match s.codes.get(code).map(|slot| &slot.holder) {
+            Some(Holder::Bound { ft_token, .. }) => Lookup::Bound(ft_token.clone()),
+            Some(Holder::Reserved { .. }) => Lookup::Reserved,
+            None => Lookup::Free,
         })
     }
 

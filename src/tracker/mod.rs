@@ -124,8 +124,9 @@ impl fmt::Debug for Match {
 pub enum Settlement {
     /// No live verification of this tracker holds the code: acknowledge the callback.
     NoMatch,
-    /// A live verification holds the code but the platform does not confirm the callback (yet):
-    /// nothing was consumed; answer so that the platform delivers again (HTTP 503).
+    /// A live verification holds the code but the platform does not confirm the callback (yet),
+    /// or verify's answer for the code has not reached the tracker yet: nothing was consumed;
+    /// answer so that the platform delivers again (HTTP 503).
     Unconfirmed,
     /// The first confirmed delivery for this verification: act on it (and
     /// [`unsettle`](Tracker::unsettle) it if acting fails).
@@ -179,6 +180,18 @@ pub enum Reserve {
     Exhausted,
 }
 
+/// What [`Store::lookup`] found for a code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    /// No live verification holds it.
+    Free,
+    /// Reserved for a verify whose answer has not been bound (yet, or never: it may have been
+    /// lost).
+    Reserved,
+    /// Bound to this verification's token.
+    Bound(String),
+}
+
 /// Where a tracker keeps its codes: one process ([`MemoryStore`]) or shared ([`RedisStore`]).
 ///
 /// Every method is atomic with respect to every other user of the same store. Implementations
@@ -204,8 +217,8 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Frees `code` if the reservation `ticket` still holds it and it is not bound.
     fn release(&self, code: &str, ticket: &str) -> Result<()>;
 
-    /// The token bound to `code`, if a live verification holds it. Changes nothing.
-    fn lookup(&self, code: &str) -> Result<Option<String>>;
+    /// Who holds `code`. Changes nothing.
+    fn lookup(&self, code: &str) -> Result<Lookup>;
 
     /// Finds the live verification bound to `code` and marks it matched (unauthenticated,
     /// for [`Tracker::match_callback`]): the first call answers `duplicate: false`, later ones
@@ -458,8 +471,11 @@ impl Tracker {
         if validate::code(&cb.code).is_err() {
             return Ok(Settlement::NoMatch);
         }
-        let Some(ft_token) = self.store.lookup(&cb.code)? else {
-            return Ok(Settlement::NoMatch);
+        let ft_token = match self.store.lookup(&cb.code)? {
+            Lookup::Bound(t) => t,
+            // verify's answer is not bound yet (the callback raced it): have it delivered again.
+            Lookup::Reserved => return Ok(Settlement::Unconfirmed),
+            Lookup::Free => return Ok(Settlement::NoMatch),
         };
         let r = client.query(&ft_token)?;
         if !crate::client::confirms(&r, cb) {

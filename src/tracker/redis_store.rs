@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use redis::{ConnectionLike, RedisResult, Script};
 
 use super::redis_deploy::{Conn, Deployment};
-use super::{deadline_after, Match, Reserve, Store};
+use super::{deadline_after, Lookup, Match, Reserve, Store};
 use crate::error::{Error, ErrorKind, Result};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -656,10 +656,16 @@ impl Store for RedisStore {
         Ok(())
     }
 
-    fn lookup(&self, code: &str) -> Result<Option<String>> {
+    fn lookup(&self, code: &str) -> Result<Lookup> {
         let key = self.key("code", code);
         let v: Option<String> = self.with_conn(|c| redis::cmd("GET").arg(&key).query(c))?;
-        Ok(v.and_then(|v| v.strip_prefix("t:").map(str::to_owned)))
+        Ok(match v {
+            None => Lookup::Free,
+            Some(v) => match v.strip_prefix("t:") {
+                Some(token) => Lookup::Bound(token.to_owned()),
+                None => Lookup::Reserved,
+            },
+        })
     }
 
     fn claim(&self, code: &str) -> Result<Option<Match>> {

@@ -23,6 +23,8 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
+# A signal ends the script through the EXIT trap, so the servers never outlive it.
+trap 'exit 130' INT TERM
 
 for tool in cargo redis-server redis-cli; do
   command -v "$tool" >/dev/null || die "$tool is required"

@@ -273,10 +273,10 @@ impl fotp::tracker::Store for DownStore {
     fn release(&self, _: &str, _: &str) -> fotp::Result<()> {
         Err(down())
     }
-    fn lookup(&self, _: &str) -> fotp::Result<Option<String>> {
+    fn lookup(&self, _: &str) -> fotp::Result<fotp::tracker::Lookup> {
         Err(down())
     }
-    fn claim(&self, _: &str, _: &str) -> fotp::Result<Option<fotp::Match>> {
+    fn claim(&self, _: &str) -> fotp::Result<Option<fotp::Match>> {
         Err(down())
     }
     fn settle(&self, _: &str, _: &str, _: &str) -> fotp::Result<Option<bool>> {

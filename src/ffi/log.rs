@@ -227,6 +227,19 @@ fn install(sink: Option<Sink>) -> FfiResult {
     Ok(())
 }
 
+/// The body of both setters: `None` removes the logger (whatever `level` is).
+fn set(level: c_int, callback: Option<Callback>, user: *mut c_void) -> FfiResult {
+    let sink = match callback {
+        Some(callback) => Some(Sink {
+            callback,
+            user,
+            level: level_filter(level)?,
+        }),
+        None => None,
+    };
+    install(sink)
+}
+
 /// Sets the process-wide logger: `cb` receives the library's events of `level` (a FOTP_LOG_*
 /// constant) and more severe, with `user` as its first argument. A NULL `cb` removes the logger
 /// (`level` is then ignored); the default is none.
@@ -244,17 +257,7 @@ pub unsafe extern "C" fn fotp_set_logger(
     cb: fotp_log_fn,
     user: *mut c_void,
 ) -> *mut super::fotp_error {
-    boundary(|| -> FfiResult {
-        let sink = match cb {
-            Some(f) => Some(Sink {
-                callback: Callback::Plain(f),
-                user,
-                level: level_filter(level)?,
-            }),
-            None => None,
-        };
-        install(sink)
-    })
+    boundary(|| set(level, cb.map(Callback::Plain), user))
 }
 
 /// Like fotp_set_logger(), with a callback that also receives each event's fields as key/value
@@ -266,17 +269,7 @@ pub unsafe extern "C" fn fotp_set_logger_fields(
     cb: fotp_log_fields_fn,
     user: *mut c_void,
 ) -> *mut super::fotp_error {
-    boundary(|| -> FfiResult {
-        let sink = match cb {
-            Some(f) => Some(Sink {
-                callback: Callback::Fields(f),
-                user,
-                level: level_filter(level)?,
-            }),
-            None => None,
-        };
-        install(sink)
-    })
+    boundary(|| set(level, cb.map(Callback::Fields), user))
 }
 
 /// Changes the level of the current logger, keeping its callback (nothing happens without one).

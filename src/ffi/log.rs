@@ -128,7 +128,8 @@ static DISPATCH: Dispatch = Dispatch;
 
 impl Log for Dispatch {
     fn enabled(&self, metadata: &Metadata<'_>) -> bool {
-        // Only fotp's own events: ureq's debug output is not the library's to publish.
+        // Only fotp's own events: ureq's are not the library's to publish, and ureq logs while
+        // holding its pool lock, where a callback calling back into fotp would deadlock.
         // (The level was checked at the event site; the sink's own level is checked in log().)
         metadata.target().starts_with("fotp::")
     }

@@ -186,6 +186,15 @@ impl<'kvs> VisitSource<'kvs> for Fields {
     }
 }
 
+/// The level every event site checks, lock-free, before formatting anything (an atomic).
+///
+/// Never inlined: thread checkers see every store of it in this one frame (the loads are in
+/// `fotp::logging::enabled`; tests/c/logging-helgrind.supp).
+#[inline(never)]
+fn store_max_level(level: LevelFilter) {
+    ::log::set_max_level(level);
+}
+
 fn level_filter(level: c_int) -> Result<LevelFilter, Error> {
     Ok(match level {
         FOTP_LOG_OFF => LevelFilter::Off,
@@ -222,7 +231,7 @@ fn install(sink: Option<Sink>) -> FfiResult {
         *current = sink;
         // Under the lock, so the level and the sink of concurrent calls stay paired.
         if ours {
-            ::log::set_max_level(max);
+            store_max_level(max);
         }
     });
     Ok(())
@@ -284,7 +293,7 @@ pub extern "C" fn fotp_set_log_level(level: c_int) -> *mut super::fotp_error {
             if let Some(s) = current {
                 s.level = level;
                 if ours {
-                    ::log::set_max_level(level);
+                    store_max_level(level);
                 }
             }
         });

@@ -21,7 +21,7 @@
 //! | `fotp::tracker` | info | a callback was settled | `client`, `event` = `settled`, `outcome` (`first`, `duplicate`, `unconfirmed`, `no_match`), `mobile` (masked), `ft_token` when matched |
 //! | `fotp::tracker` | info | a duplicate delivery | as `settled`, `outcome` = `duplicate` |
 //! | `fotp::tracker` | debug | a settlement was undone | `event` = `unsettled`, `ft_token` |
-//! | `fotp::tracker` | warn | the store failed | `event` = `store_failure`, `op` (the store operation), `error` |
+//! | `fotp::tracker` | warn | the store failed (outside `wait`, which reports `fallback_to_polling` once) | `event` = `store_failure`, `op` (the store operation), `error` |
 //! | `fotp::tracker` | warn | `wait` goes on by polling only | `client`, `event` = `fallback_to_polling`, `ft_token`, `error` |
 //! | `fotp::callback` | info | a callback body was refused | `event` = `refused`, `reason` (never a field's value) |
 //!

@@ -3,6 +3,7 @@ package fotp
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -185,5 +186,58 @@ func TestLoggerGetsWhatTheReceiverRefuses(t *testing.T) {
 	if len(h.records) != 1 || h.records[0].Message != "callback refused" ||
 		!strings.Contains(attrsOf(h.records[0])["reason"].String(), "method GET") {
 		t.Fatalf("records:\n%s", h.text.String())
+	}
+}
+
+// Clients with and without loggers made and closed on several goroutines while calls run: each
+// call's records reach its own client's logger only (run with -race).
+func TestLoggersOfConcurrentClientsStayApart(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(logQuery))
+	}))
+	defer srv.Close()
+	const goroutines, calls = 8, 20
+	var wg sync.WaitGroup
+	errs := make(chan string, goroutines)
+	for g := 0; g < goroutines; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for round := 0; round < 3; round++ {
+				h := &captureHandler{level: slog.LevelInfo}
+				cfg := Config{BaseURL: srv.URL, AppID: "a", AppSecret: "s"}
+				if g%2 == 0 {
+					cfg.Logger = slog.New(h)
+				}
+				c, err := NewClient(cfg)
+				if err != nil {
+					errs <- err.Error()
+					return
+				}
+				for i := 0; i < calls; i++ {
+					if _, err := c.Query(context.Background(), logToken); err != nil {
+						errs <- err.Error()
+					}
+				}
+				_ = c.Close()
+				h.mu.Lock()
+				n := 0
+				for _, r := range h.records {
+					if r.Message == "http attempt" {
+						n++
+					}
+				}
+				h.mu.Unlock()
+				if want := map[bool]int{true: calls, false: 0}[g%2 == 0]; n != want {
+					errs <- fmt.Sprintf("goroutine %d: %d attempt records, want %d", g, n, want)
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
 	}
 }

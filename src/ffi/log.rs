@@ -128,7 +128,8 @@ static DISPATCH: Dispatch = Dispatch;
 
 impl Log for Dispatch {
     fn enabled(&self, metadata: &Metadata<'_>) -> bool {
-        // Only fotp's own events: ureq's debug output is not the library's to publish.
+        // Only fotp's own events: ureq's are not the library's to publish, and ureq logs while
+        // holding its pool lock, where a callback calling back into fotp would deadlock.
         // (The level was checked at the event site; the sink's own level is checked in log().)
         metadata.target().starts_with("fotp::")
     }
@@ -185,6 +186,15 @@ impl<'kvs> VisitSource<'kvs> for Fields {
     }
 }
 
+/// The level every event site checks, lock-free, before formatting anything (an atomic).
+///
+/// Never inlined: thread checkers see every store of it in this one frame (the loads are in
+/// `fotp::logging::enabled`; tests/c/logging-helgrind.supp).
+#[inline(never)]
+fn store_max_level(level: LevelFilter) {
+    ::log::set_max_level(level);
+}
+
 fn level_filter(level: c_int) -> Result<LevelFilter, Error> {
     Ok(match level {
         FOTP_LOG_OFF => LevelFilter::Off,
@@ -221,10 +231,23 @@ fn install(sink: Option<Sink>) -> FfiResult {
         *current = sink;
         // Under the lock, so the level and the sink of concurrent calls stay paired.
         if ours {
-            ::log::set_max_level(max);
+            store_max_level(max);
         }
     });
     Ok(())
+}
+
+/// The body of both setters: `None` removes the logger (whatever `level` is).
+fn set(level: c_int, callback: Option<Callback>, user: *mut c_void) -> FfiResult {
+    let sink = match callback {
+        Some(callback) => Some(Sink {
+            callback,
+            user,
+            level: level_filter(level)?,
+        }),
+        None => None,
+    };
+    install(sink)
 }
 
 /// Sets the process-wide logger: `cb` receives the library's events of `level` (a FOTP_LOG_*
@@ -244,17 +267,7 @@ pub unsafe extern "C" fn fotp_set_logger(
     cb: fotp_log_fn,
     user: *mut c_void,
 ) -> *mut super::fotp_error {
-    boundary(|| -> FfiResult {
-        let sink = match cb {
-            Some(f) => Some(Sink {
-                callback: Callback::Plain(f),
-                user,
-                level: level_filter(level)?,
-            }),
-            None => None,
-        };
-        install(sink)
-    })
+    boundary(|| set(level, cb.map(Callback::Plain), user))
 }
 
 /// Like fotp_set_logger(), with a callback that also receives each event's fields as key/value
@@ -266,17 +279,7 @@ pub unsafe extern "C" fn fotp_set_logger_fields(
     cb: fotp_log_fields_fn,
     user: *mut c_void,
 ) -> *mut super::fotp_error {
-    boundary(|| -> FfiResult {
-        let sink = match cb {
-            Some(f) => Some(Sink {
-                callback: Callback::Fields(f),
-                user,
-                level: level_filter(level)?,
-            }),
-            None => None,
-        };
-        install(sink)
-    })
+    boundary(|| set(level, cb.map(Callback::Fields), user))
 }
 
 /// Changes the level of the current logger, keeping its callback (nothing happens without one).
@@ -290,7 +293,7 @@ pub extern "C" fn fotp_set_log_level(level: c_int) -> *mut super::fotp_error {
             if let Some(s) = current {
                 s.level = level;
                 if ours {
-                    ::log::set_max_level(level);
+                    store_max_level(level);
                 }
             }
         });

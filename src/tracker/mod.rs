@@ -625,10 +625,8 @@ impl Tracker {
             let slice = left.min(self.poll_interval);
             let slice_end = deadline_after(slice);
             if !matched {
-                match logged(
-                    "wait_matched",
-                    self.store.wait_matched_unless(ft_token, slice, &stop),
-                ) {
+                // Not `logged`: one fallback_to_polling event per wait, not a warning per poll.
+                match self.store.wait_matched_unless(ft_token, slice, &stop) {
                     Ok(m) => matched = m,
                     Err(e) => {
                         if store_failure.is_none()

@@ -147,3 +147,25 @@ def test_the_wsgi_receiver_logs_what_it_refuses(capture: Capture) -> None:
     assert [f["event"] for f in refused] == ["refused", "refused"], capture.text()
     assert "method GET" in refused[0]["reason"]
     assert "8615711666132" not in capture.text() and "5776" not in capture.text()
+
+
+def test_calls_on_many_threads_each_log_their_attempt(capture: Capture) -> None:
+    import threading
+
+    def respond(_: BaseHTTPRequestHandler, __: bytes) -> tuple[int, dict[str, str], bytes]:
+        return 200, {"Content-Type": "application/json"}, QUERY_OK
+
+    with http_server(respond) as (url, _), fotp.Client(url, app_id="a", app_secret="s") as c:
+
+        def work() -> None:
+            for _ in range(10):
+                c.query(TOKEN)
+
+        threads = [threading.Thread(target=work) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    http = [r for r in capture.records if r.name == "fotp.http"]
+    assert len(http) == 80
+    assert {getattr(r, "fotp")["status"] for r in http} == {200}

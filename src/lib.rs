@@ -57,16 +57,31 @@ mod cancel;
 mod client;
 mod config;
 mod error;
-pub mod sign;
-pub mod tracker;
+mod sign;
+mod tracker;
 mod transport;
-pub mod validate;
-pub mod wire;
+mod validate;
+mod wire;
 
-/// The C ABI of include/fotp.h; only with the `capi` feature (the C library is built by capi/).
+/// The C ABI of include/fotp.h. Compiled only with the `capi` feature, which only the C library
+/// crate (`capi/`) turns on: Rust users never see it, and it is no part of the Rust API.
 #[cfg(feature = "capi")]
 #[doc(hidden)]
 pub mod ffi;
+
+/// Helpers this repository's own sandbox, benchmarks and fuzz targets share with the core
+/// (signature check, input rules, envelope decoder). Only with the `internals` feature: no
+/// semver promise, not part of the Rust API (`docs/public-api.txt` is built without it).
+#[cfg(feature = "internals")]
+#[doc(hidden)]
+pub mod __internals {
+    pub use crate::sign::{
+        constant_time_eq, hmac_sha256_sign, hmac_sha256_verify, new_nonce, now_millis,
+        HmacSha256Signer,
+    };
+    pub use crate::validate::{code, ft_id, ft_token, validity_minutes};
+    pub use crate::wire::{decode_envelope, query_body};
+}
 
 pub use callback::{parse_callback, Callback, CALLBACK_ACK, MAX_CALLBACK_BYTES};
 pub use cancel::CancelToken;
@@ -79,7 +94,10 @@ pub use error::{Error, ErrorKind, Result};
 pub use sign::{Header, HmacHeaderNames, Secret, Signer, TokenHeaderNames};
 #[cfg(feature = "redis")]
 pub use tracker::RedisStore;
-pub use tracker::{Match, MemoryStore, Reservation, Settlement, Store, Tracker};
+pub use tracker::{
+    Clock, Match, MemoryStore, Reservation, Reserve, Settlement, Store, Tracker, DEFAULT_GRACE,
+    DEFAULT_POLL_INTERVAL,
+};
 pub use wire::{QueryResult, Status, Verification, VerifyRequest};
 
 /// The version of this library.

@@ -181,6 +181,7 @@ pub struct TokenSigner {
 }
 
 impl TokenSigner {
+    #[cfg(test)]
     /// A signer sending `app_key` and `token` under the default header names.
     pub fn new(app_key: impl Into<String>, token: Secret) -> Self {
         Self::with_header_names(app_key, token, TokenHeaderNames::default())

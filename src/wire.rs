@@ -408,6 +408,55 @@ impl<'de> Visitor<'de> for OptStrOrInt {
 
 #[cfg(test)]
 mod tests {
+
+    mod properties {
+        use super::super::*;
+        use crate::Signer;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn response_decoding_never_panics(body in proptest::collection::vec(any::<u8>(), 0..512), status in 100u16..600) {
+            let _ = decode_envelope::<Verification>(status, &body);
+            let _ = decode_envelope::<QueryResult>(status, &body);
+        }
+
+        #[test]
+        fn what_verify_sends_signs_and_validates_back(
+            ft_id in "[^\\p{Cc}]{1,64}",
+            code in proptest::option::of("[0-9]{4,6}"),
+            validity in proptest::option::of(1u32..=10),
+            app_id in "[!-~]{1,32}",
+            secret in "\\PC{1,64}",
+        ) {
+            let mut req = VerifyRequest::new(ft_id.clone());
+            req.code = code.clone();
+            req.validity_minutes = validity;
+            let body = req.body().unwrap();
+            let back: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            prop_assert_eq!(back["ftId"].as_str(), Some(ft_id.as_str()));
+            prop_assert_eq!(back.get("code").and_then(|c| c.as_str()), code.as_deref());
+            prop_assert_eq!(
+                back.get("validityPeriod").and_then(|c| c.as_str()).map(|v| v.parse::<u32>().unwrap()),
+                validity
+            );
+            let signer = crate::sign::HmacSha256Signer::new(app_id.clone(), &crate::Secret::new(secret.clone()));
+            let headers = signer.sign(&body).unwrap();
+            let get = |n: &str| headers.iter().find(|h| h.0 == n).map(|h| h.1.clone()).unwrap();
+            prop_assert_eq!(get("appId"), app_id.clone());
+            prop_assert!(crate::sign::hmac_sha256_verify(
+                secret.as_bytes(), &app_id, &get("timestamp"), &get("nonce"), &body, &get("sign")
+            ));
+            let other_body: &[u8] = b"[]";
+            prop_assert!(!crate::sign::hmac_sha256_verify(
+                secret.as_bytes(), &app_id, &get("timestamp"), &get("nonce"), other_body, &get("sign")
+            ));
+        }
+        }
+    }
+
     use super::*;
     use crate::ErrorKind;
 

@@ -404,7 +404,7 @@ fn settle_is_shared_between_processes_and_a_repeated_call_answers_the_same() {
     let twice = store
         .reserve(&cands, "ticket-x", 450_000, Duration::from_secs(60))
         .unwrap();
-    assert_eq!(once, fotp::tracker::Reserve::Reserved(0));
+    assert_eq!(once, fotp::Reserve::Reserved(0));
     assert_eq!(twice, once, "a repeated reserve takes no second code");
     assert_eq!(con.zcard::<_, usize>("settle:live:6").unwrap(), before + 1);
 }

@@ -278,6 +278,9 @@ impl Tracker {
     }
 
     /// Test hook: every reservation lives exactly `ttl`, whatever the validity and grace.
+    /// Only with the unstable `internals` feature (the Redis expiry tests need seconds, not
+    /// minutes); not part of the Rust API.
+    #[cfg(feature = "internals")]
     #[doc(hidden)]
     pub fn with_ttl_override(mut self, ttl: Duration) -> Tracker {
         self.ttl_override = Some(ttl);
@@ -386,10 +389,12 @@ impl Tracker {
         {
             Ok(())
         } else {
+            // Timeout: the reservation's time ran out; retrying bind cannot help, a new
+            // verification can (docs/ERRORS.md).
             Err(Error::new(
-                ErrorKind::Network,
-                "the tracker's store no longer holds the code's reservation (it expired, or the \
-                 store was flushed)",
+                ErrorKind::Timeout,
+                "the tracker's reservation of the code ran out of time before bind (or the store \
+                 lost it): start a new verification",
             ))
         }
     }

@@ -226,13 +226,6 @@ fn feed(mac: &mut HmacSha256, app_id: &str, timestamp: &str, nonce: &str, body: 
 }
 
 /// Lowercase hex HMAC-SHA256 of `app_id LF timestamp LF nonce LF body` keyed by `app_secret`.
-///
-/// ```
-/// let sign = fotp::sign::hmac_sha256_sign(
-///     b"sandbox-secret", "sandbox", "1764374400000",
-///     "0123456789abcdef0123456789abcdef", br#"{"ftId":"2"}"#);
-/// assert_eq!(sign, "5db186a0ff9ddcb9b784221a6f9e926a11f46d49485dd1bd480367699ccce6cb");
-/// ```
 pub fn hmac_sha256_sign(
     app_secret: &[u8],
     app_id: &str,
@@ -317,6 +310,21 @@ fn unhex32(s: &str) -> Option<[u8; 32]> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn hmac_sha256_sign_matches_the_documented_example() {
+        let sign = super::hmac_sha256_sign(
+            b"sandbox-secret",
+            "sandbox",
+            "1764374400000",
+            "0123456789abcdef0123456789abcdef",
+            br#"{"ftId":"2"}"#,
+        );
+        assert_eq!(
+            sign,
+            "5db186a0ff9ddcb9b784221a6f9e926a11f46d49485dd1bd480367699ccce6cb"
+        );
+    }
+
     use super::*;
 
     #[derive(serde::Deserialize)]

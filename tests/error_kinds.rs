@@ -4,7 +4,6 @@
 //! and bindings/go/errorkinds_test.go.
 
 mod support;
-#[allow(dead_code)]
 mod tracker_support;
 
 use std::time::Duration;

@@ -367,3 +367,44 @@ fn a_verify_that_times_out_after_sending_keeps_its_code_until_the_ttl() {
     assert_eq!(e.kind(), ErrorKind::Network, "{e}");
     assert_eq!(store.live(4), 0);
 }
+
+/// A wait through a client made with a cancel token ends soon after the trigger, and one made
+/// with a call bound ends at that bound, whatever the wait's own limit.
+fn wait_honours_cancel_and_call_bound(tracker: &Tracker, client: &fotp::Client, token: &str) {
+    let cancel = fotp::CancelToken::new();
+    let cancellable = client.with_cancel(&cancel);
+    std::thread::scope(|s| {
+        let waiter = s.spawn(|| tracker.wait(&cancellable, token, Duration::from_secs(600)));
+        std::thread::sleep(Duration::from_millis(200));
+        let triggered = Instant::now();
+        cancel.cancel();
+        let e = waiter.join().unwrap().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+        assert!(e.message().contains("cancelled"), "{e}");
+        assert!(
+            triggered.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            triggered.elapsed()
+        );
+    });
+    let bounded = client.with_timeout(Duration::from_millis(300));
+    let started = Instant::now();
+    let e = tracker
+        .wait(&bounded, token, Duration::from_secs(600))
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn wait_honours_the_clients_cancel_token_and_call_bound() {
+    let platform = Platform::start();
+    let client = platform.client();
+    let tracker = Tracker::memory().with_poll_interval(Duration::from_secs(600));
+    let v = tracker.verify(&client, "2", 4, None).unwrap();
+    wait_honours_cancel_and_call_bound(&tracker, &client, &v.ft_token);
+}

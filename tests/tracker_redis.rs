@@ -526,3 +526,40 @@ fn redis_stopped_for_good_waits_finish_by_polling() {
         .with_poll_interval(Duration::from_millis(100));
     waits_survive(&t, &platform, &client, 20, |_| redis.kill());
 }
+
+#[test]
+fn redis_wait_honours_the_clients_cancel_token_and_call_bound() {
+    let redis = redis_or_skip!();
+    let platform = Platform::start();
+    let client = platform.client();
+    let t = Tracker::redis(&redis.url(), "cancel")
+        .unwrap()
+        .with_poll_interval(Duration::from_secs(600));
+    let v = t.verify(&client, "2", 4, None).unwrap();
+    let cancel = fotp::CancelToken::new();
+    let cancellable = client.with_cancel(&cancel);
+    std::thread::scope(|s| {
+        let waiter = s.spawn(|| t.wait(&cancellable, &v.ft_token, Duration::from_secs(600)));
+        std::thread::sleep(Duration::from_millis(200));
+        let triggered = Instant::now();
+        cancel.cancel();
+        let e = waiter.join().unwrap().unwrap_err();
+        assert!(e.message().contains("cancelled"), "{e}");
+        assert!(
+            triggered.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            triggered.elapsed()
+        );
+    });
+    let bounded = client.with_timeout(Duration::from_millis(300));
+    let started = Instant::now();
+    let e = t
+        .wait(&bounded, &v.ft_token, Duration::from_secs(600))
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+}

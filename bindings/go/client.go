@@ -10,9 +10,8 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"os"
+	"net/url"
 	"runtime"
-	"strconv"
 	"strings"
 	"time"
 	"unsafe"
@@ -36,12 +35,29 @@ type Config struct {
 	AppKey    string
 	Token     string
 
-	Timeout        time.Duration // per call, all attempts included; 0 = 10 s
+	// Timeout bounds each attempt, connecting included; 0 = 10 s. A query attempt that runs
+	// out of it is retried. The whole call is bounded by the context's deadline, and never
+	// runs longer than (Retries + 1) x Timeout plus the pauses between attempts. Durations
+	// beyond the C API's limit (about 49.7 days) count as that limit.
+	Timeout        time.Duration
 	ConnectTimeout time.Duration // 0 = 3 s
 	Retries        int           // 0 = 2; a negative value means no retries at all
 	// AllowInsecureHTTP allows http:// to hosts that are not loopback.
 	AllowInsecureHTTP bool
+
+	// CABundle is the path of a PEM file of root certificates that this client trusts in
+	// addition to the built-in (Mozilla) roots; "" = FOTP_CA_BUNDLE, if set. NewClient reads
+	// it: a file that cannot be read, is not PEM or holds no certificate is a KindConfig
+	// error naming the problem.
+	CABundle string
+	// Proxy is this client's proxy for every request (a loopback base URL included): an
+	// http:// or https:// URL, credentials allowed; NoProxy for none at all. "" = the
+	// environment (HTTPS_PROXY, HTTP_PROXY, NO_PROXY; never for a loopback base URL).
+	Proxy string
 }
+
+// NoProxy as Config.Proxy sends every request directly, whatever the environment says.
+const NoProxy = "direct"
 
 // String shows the configuration with the secrets redacted.
 func (c Config) String() string {
@@ -51,10 +67,16 @@ func (c Config) String() string {
 		}
 		return "<redacted>"
 	}
+	proxy := c.Proxy
+	if u, err := url.Parse(proxy); err == nil {
+		proxy = u.Redacted()
+	} else if proxy != "" && proxy != NoProxy {
+		proxy = "<unparsable>" // it may hold a password
+	}
 	return fmt.Sprintf("fotp.Config{BaseURL:%q AppID:%q AppSecret:%s AppKey:%q Token:%s "+
-		"Timeout:%v ConnectTimeout:%v Retries:%d AllowInsecureHTTP:%t}",
+		"Timeout:%v ConnectTimeout:%v Retries:%d AllowInsecureHTTP:%t CABundle:%q Proxy:%q}",
 		c.BaseURL, c.AppID, redact(c.AppSecret), c.AppKey, redact(c.Token),
-		c.Timeout, c.ConnectTimeout, c.Retries, c.AllowInsecureHTTP)
+		c.Timeout, c.ConnectTimeout, c.Retries, c.AllowInsecureHTTP, c.CABundle, proxy)
 }
 
 // GoString makes %#v redact the secrets too.
@@ -63,8 +85,7 @@ func (c Config) GoString() string { return c.String() }
 // Client talks to the platform. It is safe for concurrent use by many goroutines, which
 // share one connection pool. Close it when done.
 type Client struct {
-	timeout time.Duration // the configured per-attempt limit
-	polls   chan struct{} // a slot per Wait poll running in the library (maxWaitPolls)
+	polls chan struct{} // a slot per Wait poll running in the library (maxWaitPolls)
 
 	handle[*C.fotp_client]
 }
@@ -80,16 +101,13 @@ func NewClient(cfg Config) (*Client, error) {
 	if err := applyConfig(cc, cfg); err != nil {
 		return nil, err
 	}
-	timeout := DefaultTimeout
-	if cfg.Timeout > 0 {
-		timeout = cfg.Timeout
-	}
-	return newClient(cc, timeout)
+	return newClient(cc)
 }
 
 // NewClientFromEnv builds a client from the FOTP_* environment variables (FOTP_BASE_URL,
 // FOTP_AUTH, FOTP_APP_ID, FOTP_APP_SECRET, FOTP_APP_KEY, FOTP_TOKEN, FOTP_TIMEOUT_MS,
-// FOTP_CONNECT_TIMEOUT_MS, FOTP_RETRIES, FOTP_ALLOW_INSECURE_HTTP).
+// FOTP_CONNECT_TIMEOUT_MS, FOTP_RETRIES, FOTP_ALLOW_INSECURE_HTTP, FOTP_CA_BUNDLE; the proxy
+// from HTTPS_PROXY, HTTP_PROXY and NO_PROXY).
 func NewClientFromEnv() (*Client, error) {
 	var cc *C.fotp_config
 	if err := takeError(C.fotp_config_from_env(&cc)); err != nil {
@@ -99,22 +117,15 @@ func NewClientFromEnv() (*Client, error) {
 	if err := setUserAgent(cc); err != nil {
 		return nil, err
 	}
-	timeout := DefaultTimeout
-	// The library has already checked the value when the config was read.
-	if v := strings.TrimSpace(os.Getenv("FOTP_TIMEOUT_MS")); v != "" {
-		if ms, err := strconv.ParseUint(v, 10, 64); err == nil && ms > 0 {
-			timeout = time.Duration(min(ms, uint64(math.MaxInt64/int64(time.Millisecond)))) * time.Millisecond
-		}
-	}
-	return newClient(cc, timeout)
+	return newClient(cc)
 }
 
-func newClient(cc *C.fotp_config, timeout time.Duration) (*Client, error) {
+func newClient(cc *C.fotp_config) (*Client, error) {
 	var ptr *C.fotp_client
 	if err := takeError(C.fotp_client_new(cc, &ptr)); err != nil {
 		return nil, err
 	}
-	c := &Client{timeout: timeout, polls: make(chan struct{}, maxWaitPolls)}
+	c := &Client{polls: make(chan struct{}, maxWaitPolls)}
 	c.handle = handle[*C.fotp_client]{ptr: ptr, what: "client", free: freeClient}
 	// Only a safety net for a forgotten Close: in-flight calls keep c reachable.
 	runtime.SetFinalizer(c, (*Client).Close)
@@ -124,7 +135,7 @@ func newClient(cc *C.fotp_config, timeout time.Duration) (*Client, error) {
 func applyConfig(cc *C.fotp_config, cfg Config) error {
 	for _, f := range []struct{ name, value string }{
 		{"BaseURL", cfg.BaseURL}, {"AppID", cfg.AppID}, {"AppSecret", cfg.AppSecret},
-		{"AppKey", cfg.AppKey}, {"Token", cfg.Token},
+		{"AppKey", cfg.AppKey}, {"Token", cfg.Token}, {"CABundle", cfg.CABundle}, {"Proxy", cfg.Proxy},
 	} {
 		if strings.IndexByte(f.value, 0) >= 0 {
 			return newError(KindConfig, "Config.%s contains a NUL byte", f.name)
@@ -182,6 +193,26 @@ func applyConfig(cc *C.fotp_config, cfg Config) error {
 		C.fotp_config_set_retries(cc, C.uint32_t(cfg.Retries))
 	}
 	C.fotp_config_set_allow_insecure_http(cc, C.bool(cfg.AllowInsecureHTTP))
+	if cfg.CABundle != "" {
+		if err := withCString(cfg.CABundle, func(p *C.char) error {
+			return takeError(C.fotp_config_set_ca_bundle(cc, p))
+		}); err != nil {
+			return err
+		}
+	}
+	switch cfg.Proxy {
+	case "":
+	case NoProxy:
+		if err := takeError(C.fotp_config_set_proxy(cc, nil)); err != nil {
+			return err
+		}
+	default:
+		if err := withCString(cfg.Proxy, func(p *C.char) error {
+			return takeError(C.fotp_config_set_proxy(cc, p))
+		}); err != nil {
+			return err
+		}
+	}
 	return setUserAgent(cc)
 }
 
@@ -209,7 +240,8 @@ func withCString(s string, f func(*C.char) error) error {
 }
 
 // Close releases the client. It is idempotent. Calls still running finish first (each
-// within its own time limit); calls made after Close fail with ErrClosed.
+// within its own time limits, or about 100 ms after its context is cancelled); calls made
+// after Close fail with ErrClosed.
 func (c *Client) Close() error {
 	if c != nil && c.close() {
 		runtime.SetFinalizer(c, nil)
@@ -305,8 +337,9 @@ type outcome[T any] struct {
 }
 
 // run runs the blocking call f in its own goroutine and returns its result, or ctxError
-// as soon as ctx is done. An abandoned f still runs to its end (bounded by its time limit)
-// and converts and frees its own C objects; its result is then dropped.
+// as soon as ctx is done. An abandoned f still runs to its end (ctx's cancel token ends the
+// C call within about 100 ms) and converts and frees its own C objects; its result is then
+// dropped.
 func run[T any](ctx context.Context, f func() (T, error)) (T, error) {
 	if ctx.Done() == nil {
 		// A context that can never be cancelled (context.Background): no goroutine needed.
@@ -339,7 +372,8 @@ func timeoutFromCtx(ctx context.Context, err error) error {
 
 // Verify asks the platform for a redirect link and code. The input is checked first
 // (KindInvalidArgument naming the field). verify is not idempotent, so it is retried only
-// when the request surely never reached the server.
+// when the request surely never reached the server. A verify whose ctx is done before its
+// request was sent is never sent.
 func (c *Client) Verify(ctx context.Context, req VerifyRequest) (*Verification, error) {
 	if strings.IndexByte(req.FtID, 0) >= 0 || strings.IndexByte(req.Code, 0) >= 0 {
 		return nil, newError(KindInvalidArgument, "ftId and code must not contain NUL bytes")
@@ -449,8 +483,7 @@ func (c *Client) Wait(ctx context.Context, ftToken string) (*QueryResult, error)
 		case <-ctx.Done():
 			return nil, ctxError(ctx)
 		}
-		r, err := c.query(ctx, ftToken, func() { <-c.polls })
-		return r, err
+		return c.query(ctx, ftToken, func() { <-c.polls })
 	})
 }
 

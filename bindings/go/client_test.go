@@ -185,9 +185,6 @@ func TestNewClientFromEnv(t *testing.T) {
 		t.Fatalf("NewClientFromEnv: %v", err)
 	}
 	defer c.Close()
-	if c.timeout != 4*time.Second {
-		t.Fatalf("timeout from env = %v", c.timeout)
-	}
 	if _, err := c.Verify(ctxTimeout(t, 10*time.Second), VerifyRequest{FtID: "2"}); err != nil {
 		t.Fatalf("Verify: %v", err)
 	}

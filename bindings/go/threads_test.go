@@ -322,3 +322,119 @@ func TestHugeDurationsNeverPanic(t *testing.T) {
 	_, err = c.Query(ctx, "0123456789abcdef0123456789abcdef")
 	wantKind(t, err, KindTimeout, ErrTimeout)
 }
+
+func (t *Tracker) inflightCalls() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.inflight
+}
+
+// TestTrackerWaitsHoldFewThreadsAndCancel: 1,000 Tracker.Waits (32 blocked in the library,
+// the others polling from Go) hold fewer than 100 OS threads; cancelled, they all return
+// within 1 s and leave the library.
+func TestTrackerWaitsHoldFewThreadsAndCancel(t *testing.T) {
+	if !isolated(t) {
+		return
+	}
+	c, requests := processingServer(t)
+	tr := newMemoryTracker(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	const n = 1000
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		go func() {
+			_, err := tr.Wait(ctx, c, "0123456789abcdef0123456789abcdef")
+			errs <- err
+		}()
+	}
+	most := 0
+	for end := time.Now().Add(30 * time.Second); requests.Load() < 2*n; time.Sleep(10 * time.Millisecond) {
+		most = max(most, osThreads(t))
+		if time.Now().After(end) {
+			t.Fatalf("only %d queries for %d Waits in 30 s", requests.Load(), n)
+		}
+	}
+	if most >= 100 {
+		t.Fatalf("%d Tracker.Waits: %d OS threads, want fewer than 100", n, most)
+	}
+	if busy := tr.inflightCalls(); busy != maxTrackerWaits {
+		t.Fatalf("%d Waits blocked in the library, want %d", busy, maxTrackerWaits)
+	}
+	cancel()
+	cancelled := time.Now()
+	allCancelled(t, errs, n, time.Second)
+	if !eventually(time.Second-time.Since(cancelled), func() bool { return tr.inflightCalls() == 0 && c.inflightCalls() == 0 }) {
+		t.Fatalf("library calls still running 1 s after the cancel: tracker %d, client %d", tr.inflightCalls(), c.inflightCalls())
+	}
+	t.Logf("at most %d OS threads", most)
+}
+
+// TestCancelledVerifyIsNeverSent: the verify's connection stalls before the request is sent
+// (a proxy that never answers CONNECT), which is retried as a connect time-out. Cancelled,
+// the verify sends nothing: no retry, no other connection.
+func TestCancelledVerifyIsNeverSent(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var connects atomic.Int64
+	var mu sync.Mutex
+	var open []net.Conn
+	go func() {
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			connects.Add(1)
+			mu.Lock()
+			open = append(open, conn)
+			mu.Unlock()
+		}
+	}()
+	defer func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range open {
+			c.Close()
+		}
+	}()
+	newClient := func(retries int) *Client {
+		c, err := NewClient(Config{BaseURL: "https://otp.example.com", AppID: "a", AppSecret: "s",
+			Proxy: "http://" + l.Addr().String(), ConnectTimeout: 300 * time.Millisecond, Retries: retries})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	// Not cancelled, the stalled attempt is retried.
+	_, err = newClient(1).Verify(ctxTimeout(t, 10*time.Second), VerifyRequest{FtID: "2"})
+	wantKind(t, err, KindTimeout, ErrTimeout)
+	if n := connects.Load(); n != 2 {
+		t.Fatalf("an uncancelled verify made %d connections, want 2", n)
+	}
+	connects.Store(0)
+
+	c := newClient(5)
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { _, err := c.Verify(ctx, VerifyRequest{FtID: "2"}); errc <- err }()
+	if !eventually(5*time.Second, func() bool { return connects.Load() == 1 }) {
+		t.Fatal("the verify did not reach the proxy")
+	}
+	cancel()
+	if err := <-errc; err != context.Canceled {
+		t.Fatalf("want context.Canceled, got %v", err)
+	}
+	if !eventually(time.Second, func() bool { return c.inflightCalls() == 0 }) {
+		t.Fatal("the cancelled verify still runs after 1 s")
+	}
+	// Its retries would have come within 300 ms plus a pause.
+	time.Sleep(time.Second)
+	if n := connects.Load(); n != 1 {
+		t.Fatalf("the cancelled verify went on: %d connections", n)
+	}
+}

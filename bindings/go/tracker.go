@@ -20,9 +20,9 @@ import (
 // A callback names no ftToken, only the mobile number and the code. A Tracker gives each
 // verification it starts a code that no other live verification of the tracker holds (drawn
 // from a CSPRNG, never starting with 0, reserved atomically), remembers token and code until
-// the verification expires (its validity plus a 60 s grace), matches each callback to its
-// token exactly once (later deliveries are reported as duplicates), and lets Wait return as
-// soon as the callback arrived.
+// the verification expires (its validity plus a 60 s grace), settles each callback exactly
+// once per verification, counting only deliveries the platform confirms (Settle, and the
+// receiver TrackedCallbackHandler), and lets Wait return as soon as the callback arrived.
 //
 // NewMemoryTracker keeps its codes in this process; NewRedisTracker shares them with every
 // process using the same Redis server and namespace (app instances behind a load balancer).
@@ -43,8 +43,10 @@ type TrackerVerifyRequest struct {
 // Match is the verification a callback belongs to.
 type Match struct {
 	FtToken string // the token of the verification the callback's code was given to
-	// Duplicate is true when a callback for this verification was matched before (a repeated
-	// delivery), in this process or, with Redis, in any process sharing the store.
+	// Duplicate is true when this verification was settled (Settle) or matched (Match)
+	// before: a repeated delivery, in this process or, with Redis, in any process sharing the
+	// store. Settle and Match keep separate records, so a forged callback matched with Match
+	// never makes Settle report the genuine delivery as a duplicate.
 	Duplicate bool
 }
 
@@ -121,8 +123,9 @@ func (t *Tracker) acquire() (*C.fotp_tracker, error) {
 //
 // Errors: those of Client.Verify; KindExhausted (ErrExhausted) when half of the codes of
 // the requested length are live (use longer codes); KindNetwork when the store fails.
-// Context semantics are those of Client.Verify; a verify abandoned on cancellation may still
-// reserve its code until the verification expires.
+// Context semantics are those of Client.Verify. When the verify fails, its code is freed only
+// if the request surely never reached the platform; otherwise it stays reserved until it
+// expires, so that a late callback cannot match another verification.
 func (t *Tracker) Verify(ctx context.Context, c *Client, req TrackerVerifyRequest) (*Verification, error) {
 	if strings.IndexByte(req.FtID, 0) >= 0 {
 		return nil, newError(KindInvalidArgument, "ftId must not contain NUL bytes")
@@ -167,14 +170,15 @@ func (t *Tracker) Verify(ctx context.Context, c *Client, req TrackerVerifyReques
 	return v, timeoutFromCtx(ctx, err)
 }
 
-// Match finds the live verification a callback belongs to, by its code (the mobile number is
-// not compared). It returns nil, nil when no live verification of this tracker holds the
-// code. The first delivery gives Duplicate false and wakes Wait for its token in every
-// process sharing the store; later deliveries give Duplicate true.
+// Match finds the live verification a callback belongs to, by its code, WITHOUT asking the
+// platform (the mobile number is not compared). It returns nil, nil when no live
+// verification of this tracker holds the code. The first call for a code gives Duplicate
+// false and wakes Wait for its token in every process sharing the store; later calls give
+// true.
 //
-// Matching does not authenticate the callback: Wait's result always comes from the
-// platform's query, and Client.Confirm cross-checks a callback. A store failure is a
-// KindNetwork error, never a wrong match (a Redis command gives up after 5 s).
+// Matching does not authenticate the callback: it suits callers who confirm each callback
+// themselves (Client.Confirm) before acting on it. Everyone else uses Settle or
+// TrackedCallbackHandler. A store failure is a KindNetwork error, never a wrong match.
 func (t *Tracker) Match(cb *Callback) (*Match, error) {
 	if cb == nil {
 		return nil, newError(KindInvalidArgument, "the callback is nil")

@@ -361,7 +361,10 @@ pub unsafe extern "C" fn fotp_match_free(m: *mut fotp_match) {
 /// matched in any process sharing the store (memory: this process) and the platform's query
 /// confirms a final status, or when a query made every 2 s reports one; after `timeout_ms`
 /// milliseconds, a FOTP_ERROR_TIMEOUT error. The limit bounds the whole wait, a query in flight
-/// included. When the store fails, the wait goes on by polling the platform.
+/// included. When the store fails, the wait goes on by polling the platform. A client from
+/// fotp_client_with_timeout() bounds the wait to its call limit too, and one from
+/// fotp_client_with_cancel() ends it (FOTP_ERROR_TIMEOUT, "cancelled") within about 100 ms of
+/// the trigger.
 ///
 /// The result always comes from the platform's query (a matched callback only makes the query
 /// happen at once), so a forged callback cannot make this report success. On success writes a

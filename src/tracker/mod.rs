@@ -172,7 +172,32 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Returns `true` as soon as a callback for `ft_token` was matched or settled (at once if it
     /// already was), `false` when `timeout` passes first.
     fn wait_matched(&self, ft_token: &str, timeout: Duration) -> Result<bool>;
+
+    /// [`wait_matched`](Store::wait_matched) that also gives up (`false`) once `stop()` is
+    /// true, checked at least every 50 ms. The default waits in such slices.
+    fn wait_matched_unless(
+        &self,
+        ft_token: &str,
+        timeout: Duration,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<bool> {
+        let deadline = deadline_after(timeout);
+        loop {
+            if stop() {
+                return Ok(false);
+            }
+            let Some(left) = remaining(deadline) else {
+                return Ok(false);
+            };
+            if self.wait_matched(ft_token, left.min(STOP_CHECK))? {
+                return Ok(true);
+            }
+        }
+    }
 }
+
+/// How often a wait looks at the client's cancel token.
+pub(crate) const STOP_CHECK: Duration = Duration::from_millis(50);
 
 /// Matches push-mode callbacks to verifications; see the [crate docs](crate#tracking-push-mode-at-scale).
 ///
@@ -421,44 +446,58 @@ impl Tracker {
     ///
     /// The result always comes from a query (see the [crate docs](crate#tracking-push-mode-at-scale)). Transient query
     /// failures are retried within `timeout`. When the store fails, the wait goes on by
-    /// polling the platform; a time-out error then says that the store failed too.
+    /// polling the platform; a time-out error then says that the store failed too. The
+    /// client's call bound ([`Client::with_timeout`]) limits the wait as well, and its cancel
+    /// token ([`Client::with_cancel`]) ends it within about 100 ms (a timeout error saying so).
     pub fn wait(&self, client: &Client, ft_token: &str, timeout: Duration) -> Result<QueryResult> {
         validate::ft_token(ft_token)?;
-        let deadline = deadline_after(timeout);
+        let start = Instant::now();
+        // The client's own call bound (a Go context, Python's timeout=) bounds the wait too.
+        let deadline = match client.call_deadline() {
+            Some(bound) => deadline_after(timeout).min(bound),
+            None => deadline_after(timeout),
+        };
+        let limit = deadline.saturating_duration_since(start);
         let mut store_failure: Option<Error> = None;
         let timed_out = |store_failure: &Option<Error>| {
-            let mut msg = format!("no final status within {} ms", timeout.as_millis());
+            let mut msg = format!("no final status within {} ms", limit.as_millis());
             if let Some(e) = store_failure {
                 msg.push_str(&format!(" (polled the platform only: {})", e.message()));
             }
             Error::new(ErrorKind::Timeout, msg)
         };
+        let cancelled = || Error::new(ErrorKind::Timeout, "the call was cancelled");
+        let stop = || client.cancelled();
         let mut matched = false;
         loop {
             let left = remaining(deadline).ok_or_else(|| timed_out(&store_failure))?;
             let slice = left.min(self.poll_interval);
             let slice_end = deadline_after(slice);
             if !matched {
-                match self.store.wait_matched(ft_token, slice) {
+                match self.store.wait_matched_unless(ft_token, slice, &stop) {
                     Ok(m) => matched = m,
                     Err(e) => {
                         // Without the store's wake-up, the poll below still finds the result.
                         store_failure = Some(e);
                         if let Some(rest) = remaining(slice_end) {
-                            std::thread::sleep(rest);
+                            client.pause(rest);
                         }
                     }
                 }
             } else {
                 // Matched, but the platform has no final status yet: poll it.
-                std::thread::sleep(slice);
+                client.pause(slice);
+            }
+            if client.cancelled() {
+                return Err(cancelled());
             }
             let left = remaining(deadline).ok_or_else(|| timed_out(&store_failure))?;
             let limited = client.with_timeout(left.min(client.config().timeout()));
             match limited.query(ft_token) {
                 Ok(r) if r.status != Status::Processing => return Ok(r),
                 Ok(_) => {}
-                Err(e) if matches!(e.kind(), ErrorKind::Network | ErrorKind::Timeout) => {}
+                Err(_) if client.cancelled() => return Err(cancelled()),
+                Err(e) if crate::client::is_transient(&e) => {}
                 Err(e) => return Err(e),
             }
         }

@@ -675,6 +675,15 @@ impl Store for RedisStore {
     }
 
     fn wait_matched(&self, ft_token: &str, timeout: Duration) -> Result<bool> {
+        self.wait_matched_unless(ft_token, timeout, &|| false)
+    }
+
+    fn wait_matched_unless(
+        &self,
+        ft_token: &str,
+        timeout: Duration,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<bool> {
         let deadline = deadline_after(timeout);
         let _waiting = Waiting::new(&self.wakeups, ft_token);
         self.wakeups.ensure_running()?;
@@ -699,10 +708,13 @@ impl Store for RedisStore {
                     let Some(left) = remaining(deadline) else {
                         return Ok(false);
                     };
+                    if stop() {
+                        return Ok(false);
+                    }
                     s = self
                         .wakeups
                         .changed
-                        .wait_timeout(s, left)
+                        .wait_timeout(s, left.min(super::STOP_CHECK))
                         .unwrap_or_else(|e| e.into_inner())
                         .0;
                 }

@@ -284,6 +284,8 @@ fn plain_parse(body: &[u8]) -> Res<PlainCallback> {
 struct TrackerCase {
     tracker: fotp::Tracker,
     callback: fotp::Callback,
+    /// The callback for the seed's query answer (its code and mobile), bound to QUERY_TOKEN.
+    confirmed: fotp::Callback,
 }
 
 impl TrackerCase {
@@ -292,7 +294,36 @@ impl TrackerCase {
         tracker.bind(&r, QUERY_TOKEN).map_err(|e| e.to_string())?;
         let mut callback = fotp::parse_callback(CALLBACK).map_err(|e| e.to_string())?;
         callback.code = r.code().to_owned();
-        Ok(TrackerCase { tracker, callback })
+        // settle's query gets the seed's answer: bind its code to its token.
+        let seed: serde_json::Value = serde_json::from_slice(QUERY).map_err(|e| e.to_string())?;
+        let mut confirmed = callback.clone();
+        confirmed.code = seed["data"]["code"].as_str().ok_or("seed code")?.to_owned();
+        confirmed.mobile = seed["data"]["mobile"]
+            .as_str()
+            .ok_or("seed mobile")?
+            .to_owned();
+        let store = tracker.store();
+        let ticket = "fotp-bench-settle";
+        let ttl = std::time::Duration::from_secs(3600);
+        let code = std::slice::from_ref(&confirmed.code);
+        store
+            .reserve(code, ticket, 4500, ttl)
+            .and_then(|_| store.bind(&confirmed.code, ticket, QUERY_TOKEN))
+            .map_err(|e| e.to_string())?;
+        // Another runner of this run may have bound it already (Redis): either way, bound.
+        check(
+            store
+                .lookup(&confirmed.code)
+                .map_err(|e| e.to_string())?
+                .as_deref()
+                == Some(QUERY_TOKEN),
+            "settle code bound",
+        )?;
+        Ok(TrackerCase {
+            tracker,
+            callback,
+            confirmed,
+        })
     }
 
     /// Reserves a fresh code and gives it back: the allocation, with the live count steady.
@@ -303,6 +334,19 @@ impl TrackerCase {
             .map_err(|e| e.to_string())?;
         check(r.code().len() == 6, "reserved code")?;
         self.tracker.release(&r).map_err(|e| e.to_string())
+    }
+
+    /// Settles the callback the seed's query confirms (a duplicate after the first time: the
+    /// same lookup, query and settle script).
+    fn settle(&self, client: &fotp::Client) -> Res<()> {
+        let s = self
+            .tracker
+            .settle(client, &self.confirmed)
+            .map_err(|e| e.to_string())?;
+        check(
+            s.matched().is_some_and(|m| m.ft_token == QUERY_TOKEN),
+            "tracker settle",
+        )
     }
 
     /// Matches the callback (a duplicate after the first time: the same lookup and claim).
@@ -399,10 +443,13 @@ impl Cases {
             })?,
             "tracker-alloc-memory" => repeat(n, || self.memory.allocate())?,
             "tracker-match-memory" => repeat(n, || self.memory.matching())?,
-            "tracker-alloc-redis" | "tracker-match-redis" => {
+            "tracker-settle-memory" => repeat(n, || self.memory.settle(&self.fotp))?,
+            "tracker-alloc-redis" | "tracker-match-redis" | "tracker-settle-redis" => {
                 let t = self.redis.as_ref().ok_or("FOTP_BENCH_REDIS is not set")?;
                 if case.starts_with("tracker-alloc") {
                     repeat(n, || t.allocate())?
+                } else if case.starts_with("tracker-settle") {
+                    repeat(n, || t.settle(&self.fotp))?
                 } else {
                     repeat(n, || t.matching())?
                 }

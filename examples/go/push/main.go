@@ -8,8 +8,9 @@
 // chooses a code no other verification in progress holds, remembers which token has it, and
 // confirms every callback with the platform before trusting it.
 //
-// fotp.Tracker does the code bookkeeping for you, in memory or in Redis for several
-// instances: see ../push-tracker.
+// fotp.Tracker and its receiver, fotp.TrackedCallbackHandler, do the code bookkeeping and
+// settle each callback exactly once for you, in memory or in Redis for several instances:
+// see ../push-tracker.
 //
 // It reads FOTP_* from the environment, and FOTP_LISTEN (default 127.0.0.1:8789). With the
 // sandbox: fotp sandbox --template 2=http://127.0.0.1:8789/fotp/callback
@@ -101,10 +102,18 @@ func (s *server) callback(ctx context.Context, cb *fotp.Callback) error {
 	if err != nil {
 		return err // answered 500: the platform delivers it again later
 	}
+	if !confirmed {
+		// Forged, or the platform does not confirm it yet: keep the code, so that the genuine
+		// delivery still finds it; the error makes the platform deliver again.
+		return errors.New("callback not confirmed by the platform")
+	}
 	s.mu.Lock()
+	first := s.tokens[cb.Code] == token
 	delete(s.tokens, cb.Code)
 	s.mu.Unlock()
-	log.Printf("mobile %s verified: %v", cb.Mobile, confirmed)
+	if first { // a concurrent repeated delivery may have been confirmed too
+		log.Printf("mobile %s verified: %v", cb.Mobile, confirmed)
+	}
 	return nil
 }
 

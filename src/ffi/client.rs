@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::{
     boundary, fotp_callback, fotp_config, fotp_error, fotp_query_result, fotp_verification,
-    free_box, try_opt_str, try_out, write_out, try_ref, try_str, FfiResult,
+    free_box, try_opt_str, try_out, try_ref, try_str, write_out, FfiResult,
 };
 use crate::cancel::CancelToken;
 use crate::client::Client;

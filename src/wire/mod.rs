@@ -11,6 +11,8 @@ use std::borrow::Cow;
 use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
 
+use std::fmt;
+
 use crate::error::{Error, Result};
 use crate::validate;
 
@@ -99,8 +101,8 @@ pub fn query_body(ft_token: &str) -> Result<Vec<u8>> {
     Ok(serde_json::to_vec(&Body { ft_token }).expect("serializing strings cannot fail"))
 }
 
-/// The platform's answer to `verify`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The platform's answer to `verify`. `Debug` leaves out the code (logs must not hold OTP codes).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Verification {
     /// The redirect link to open on the phone.
     pub url: String,
@@ -246,8 +248,33 @@ pub fn decode_envelope<T: for<'de> Deserialize<'de>>(http_status: u16, body: &[u
     })
 }
 
+impl fmt::Debug for Verification {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Verification")
+            .field("url", &self.url)
+            .field("ft_token", &self.ft_token)
+            .field("message_id", &self.message_id)
+            .finish_non_exhaustive()
+    }
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn debug_of_a_verification_hides_the_code() {
+        let v = Verification {
+            url: "https://x/r/t".into(),
+            ft_token: "tok".into(),
+            message_id: "m".into(),
+            code: "482913".into(),
+        };
+        let shown = format!("{v:?}");
+        assert!(
+            !shown.contains("482913") && shown.contains("tok"),
+            "{shown}"
+        );
+    }
 
     mod properties {
         use super::super::*;

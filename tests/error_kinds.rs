@@ -40,11 +40,23 @@ fn a_signer_producing_an_invalid_header_is_a_config_error_never_sent_nor_retried
     assert_eq!(server.count(), 0, "nothing may be sent, let alone retried");
 }
 
+/// A clock the test moves by hand.
+#[derive(Debug, Default)]
+struct ManualClock(std::sync::Mutex<Duration>);
+
+impl fotp::Clock for ManualClock {
+    fn now(&self) -> Duration {
+        *self.0.lock().unwrap()
+    }
+}
+
 #[test]
 fn a_reservation_that_ran_out_of_time_before_bind_is_a_timeout_error() {
-    let t = Tracker::memory().with_ttl_override(Duration::from_millis(50));
-    let r = t.reserve(4, None).unwrap();
-    std::thread::sleep(Duration::from_millis(200));
+    let clock = std::sync::Arc::new(ManualClock::default());
+    let t = Tracker::new(fotp::MemoryStore::with_clock(clock.clone()));
+    let r = t.reserve(4, Some(1)).unwrap();
+    // Past the validity (1 minute) and the grace.
+    *clock.0.lock().unwrap() += Duration::from_secs(61) + fotp::DEFAULT_GRACE;
     let e = t.bind(&r, "tok").unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
     // Within its time, bind works.

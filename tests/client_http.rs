@@ -717,6 +717,21 @@ fn cancelled_verify_is_never_sent() {
     assert_eq!(e.kind(), ErrorKind::Timeout);
     assert!(e.message().contains("cancelled"), "{e}");
     assert!(watched.query(TOKEN).is_err());
+    // Derived clients keep both the token and the call bound, in either order.
+    let both = watched.with_timeout(Duration::from_secs(5));
+    assert!(both.cancelled());
+    assert!(both.verify(&VerifyRequest::new("2")).is_err());
+    let both = client
+        .with_timeout(Duration::from_secs(5))
+        .with_cancel(&token);
+    assert_eq!(both.call_timeout(), Some(Duration::from_secs(5)));
+    let deadline = both.call_deadline().unwrap();
+    assert!(deadline > Instant::now() + Duration::from_secs(4));
+    assert!(both
+        .query(TOKEN)
+        .unwrap_err()
+        .message()
+        .contains("cancelled"));
     assert_eq!(server.count(), 0);
 
     // Cancelled during the back-off after a refused connection: no later attempt is made.
@@ -760,4 +775,74 @@ fn cancel_over_tls_mid_read() {
     assert_cancelled(client.with_cancel(&token).query(TOKEN), trigger);
     assert_eq!(server.count(), 1);
     std::fs::remove_dir_all(dir).ok();
+}
+
+/// A listener whose accept queue is full: a new connection attempt stalls (Linux drops the SYN).
+/// Returns it with the connections that fill it (both must stay alive) and its address.
+fn stalled_listener() -> (
+    socket2::Socket,
+    Vec<std::net::TcpStream>,
+    std::net::SocketAddr,
+) {
+    use socket2::{Domain, Socket, Type};
+    let listener = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    listener
+        .bind(
+            &"127.0.0.1:0"
+                .parse::<std::net::SocketAddr>()
+                .unwrap()
+                .into(),
+        )
+        .unwrap();
+    listener.listen(0).unwrap();
+    let addr = listener.local_addr().unwrap().as_socket().unwrap();
+    let mut held = Vec::new();
+    loop {
+        match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+            Ok(c) => held.push(c),
+            Err(e) => {
+                assert_eq!(e.kind(), std::io::ErrorKind::TimedOut, "{e}");
+                break;
+            }
+        }
+        assert!(held.len() < 64, "the accept queue never filled");
+    }
+    (listener, held, addr)
+}
+
+#[test]
+fn a_stalled_connect_is_bounded_and_cancellable() {
+    let (_listener, _held, addr) = stalled_listener();
+    let client = Client::new(
+        fotp::Config::builder(format!("http://{addr}"))
+            .hmac_auth("a", "s")
+            .connect_timeout(Duration::from_millis(300))
+            .timeout(Duration::from_secs(5))
+            .retries(1)
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    // verify never reached the server: retried once, each attempt cut at the connect limit.
+    let start = Instant::now();
+    let e = client.verify(&VerifyRequest::new("2")).unwrap_err();
+    let took = start.elapsed();
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+    assert!(e.message().contains("connecting"), "{e}");
+    assert!(
+        took >= Duration::from_millis(600) && took < Duration::from_millis(2000),
+        "{took:?}"
+    );
+    // Cancelled while connecting.
+    let slow = Client::new(
+        fotp::Config::builder(format!("http://{addr}"))
+            .hmac_auth("a", "s")
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    let token = fotp::CancelToken::new();
+    let trigger = cancel_later(&token, Duration::from_millis(300));
+    assert_cancelled(slow.with_cancel(&token).query(TOKEN), trigger);
 }

@@ -18,6 +18,8 @@ fuzz_target!(|parts: (Vec<u8>, Vec<u8>, Vec<u8>, u32, bool)| {
             fotp_config_set_base_url(cfg, url.as_ptr()),
             fotp_config_set_hmac_auth(cfg, id.as_ptr(), secret.as_ptr()),
             fotp_config_set_token_auth(ptr::null_mut(), id.as_ptr(), secret.as_ptr()),
+            // The same bytes as a proxy URL: checked when set, nothing is connected.
+            fotp_config_set_proxy(cfg, if insecure { url.as_ptr() } else { ptr::null() }),
         ] {
             if !err.is_null() {
                 assert!(!fotp_error_message(err).is_null());
@@ -25,6 +27,7 @@ fuzz_target!(|parts: (Vec<u8>, Vec<u8>, Vec<u8>, u32, bool)| {
             }
         }
         fotp_config_set_timeout_ms(cfg, timeout);
+        fotp_config_set_call_timeout_ms(cfg, timeout.rotate_left(16));
         fotp_config_set_allow_insecure_http(cfg, insecure);
         let mut client = ptr::null_mut();
         let err = fotp_client_new(cfg, &mut client);

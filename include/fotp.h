@@ -110,7 +110,8 @@ typedef enum {
     FOTP_SETTLE_NO_MATCH = 0,
     /**
      * A live verification holds the code but the platform does not confirm the callback
-     * (yet): nothing was consumed; answer HTTP 503 so that the platform delivers again.
+     * (yet), or verify's answer for the code has not reached the tracker yet: nothing was
+     * consumed; answer HTTP 503 so that the platform delivers again.
      */
     FOTP_SETTLE_UNCONFIRMED = 1,
     /**
@@ -813,9 +814,11 @@ FOTP_MUST_USE fotp_error *fotp_tracker_unsettle(const fotp_tracker *t, const fot
 const char *fotp_match_ft_token(const fotp_match *m);
 
 /**
- * True when this verification was settled (fotp_tracker_settle()) or matched
- * (fotp_tracker_match()) before: a repeated delivery, to acknowledge without acting on it
- * again; false for the first, or when `m` is NULL. Thread-safe.
+ * For a match from fotp_tracker_settle(): true when this verification was settled before (a
+ * confirmed repeat: acknowledge it without acting again), false for the first confirmed
+ * delivery. For one from fotp_tracker_match(): true when an earlier match call saw the code;
+ * that says nothing about the callback being genuine (confirm it before acting, or use
+ * settle). False when `m` is NULL. Thread-safe.
  */
 bool fotp_match_is_duplicate(const fotp_match *m);
 

@@ -408,3 +408,26 @@ fn wait_honours_the_clients_cancel_token_and_call_bound() {
     let v = tracker.verify(&client, "2", 4, None).unwrap();
     wait_honours_cancel_and_call_bound(&tracker, &client, &v.ft_token);
 }
+
+#[test]
+fn a_callback_racing_the_verify_answer_is_not_acknowledged_away() {
+    // The platform may push the callback before verify's answer reaches the tracker (the code
+    // is reserved, not yet bound): acknowledging it would lose the result; 503 gets it again.
+    let platform = Platform::start();
+    let client = platform.client();
+    let tracker = Tracker::memory();
+    let r = tracker.reserve(4, None).unwrap();
+    let v = client
+        .verify(&fotp::VerifyRequest::new("2").code(r.code()))
+        .unwrap();
+    platform.finish(&v.ft_token, "2", USER);
+    let cb = cb_for(r.code(), USER);
+    assert_eq!(
+        tracker.settle(&client, &cb).unwrap(),
+        Settlement::Unconfirmed
+    );
+    tracker.bind(&r, &v.ft_token).unwrap();
+    assert!(
+        matches!(tracker.settle(&client, &cb).unwrap(), Settlement::First(m) if m.ft_token == v.ft_token)
+    );
+}

@@ -51,7 +51,8 @@ pub enum fotp_settle_outcome {
     /// No live verification holds the code: call the handler with no match, then acknowledge.
     FOTP_SETTLE_NO_MATCH = 0,
     /// A live verification holds the code but the platform does not confirm the callback
-    /// (yet): nothing was consumed; answer HTTP 503 so that the platform delivers again.
+    /// (yet), or verify's answer for the code has not reached the tracker yet: nothing was
+    /// consumed; answer HTTP 503 so that the platform delivers again.
     FOTP_SETTLE_UNCONFIRMED = 1,
     /// The first confirmed delivery: run the handler (fotp_tracker_unsettle() if it fails).
     FOTP_SETTLE_FIRST = 2,
@@ -337,9 +338,11 @@ pub unsafe extern "C" fn fotp_match_ft_token(m: *const fotp_match) -> *const c_c
     })
 }
 
-/// True when this verification was settled (fotp_tracker_settle()) or matched
-/// (fotp_tracker_match()) before: a repeated delivery, to acknowledge without acting on it
-/// again; false for the first, or when `m` is NULL. Thread-safe.
+/// For a match from fotp_tracker_settle(): true when this verification was settled before (a
+/// confirmed repeat: acknowledge it without acting again), false for the first confirmed
+/// delivery. For one from fotp_tracker_match(): true when an earlier match call saw the code;
+/// that says nothing about the callback being genuine (confirm it before acting, or use
+/// settle). False when `m` is NULL. Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn fotp_match_is_duplicate(m: *const fotp_match) -> bool {
     boundary(|| {

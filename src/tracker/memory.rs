@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::{Match, Reserve, Store};
+use super::{Lookup, Match, Reserve, Store};
 use crate::error::{Error, Result};
 
 /// The time source of a [`MemoryStore`]'s expiries: a monotonic duration since any fixed
@@ -193,19 +193,16 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    fn lookup(&self, code: &str) -> Result<Option<String>> {
+    fn lookup(&self, code: &str) -> Result<Lookup> {
         let s = self.now_locked();
-        Ok(match s.codes.get(code) {
-            Some(Slot {
-                holder: Holder::Bound { ft_token, .. },
-                ..
-            }) => Some(ft_token.clone()),
-            _ => None,
+        Ok(match s.codes.get(code).map(|slot| &slot.holder) {
+            Some(Holder::Bound { ft_token, .. }) => Lookup::Bound(ft_token.clone()),
+            Some(Holder::Reserved { .. }) => Lookup::Reserved,
+            None => Lookup::Free,
         })
     }
 
-    fn claim(&self, code: &str, _claim_id: &str) -> Result<Option<Match>> {
-        // In memory an answer is never lost, so the claim id is not needed.
+    fn claim(&self, code: &str) -> Result<Option<Match>> {
         let mut s = self.now_locked();
         let Some(Slot {
             holder: Holder::Bound { ft_token, matched },

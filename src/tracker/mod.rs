@@ -40,7 +40,9 @@ const ROUNDS: usize = 16;
 pub struct Match {
     /// The verification the callback belongs to.
     pub ft_token: String,
-    /// `true` when this callback was matched (or settled) before: a repeated delivery.
+    /// From [`Tracker::settle`]: `true` when the verification was settled before (a confirmed
+    /// repeat). From [`Tracker::match_callback`]: `true` when an earlier match saw the code,
+    /// which says nothing about the callback being genuine.
     pub duplicate: bool,
     /// Which settle call made this the first settlement, so that only it can undo it.
     settle_id: Option<String>,
@@ -70,8 +72,9 @@ impl fmt::Debug for Match {
 pub enum Settlement {
     /// No live verification of this tracker holds the code: acknowledge the callback.
     NoMatch,
-    /// A live verification holds the code but the platform does not confirm the callback (yet):
-    /// nothing was consumed; answer so that the platform delivers again (HTTP 503).
+    /// A live verification holds the code but the platform does not confirm the callback (yet),
+    /// or verify's answer for the code has not reached the tracker yet: nothing was consumed;
+    /// answer so that the platform delivers again (HTTP 503).
     Unconfirmed,
     /// The first confirmed delivery for this verification: act on it (and
     /// [`unsettle`](Tracker::unsettle) it if acting fails).
@@ -125,6 +128,18 @@ pub enum Reserve {
     Exhausted,
 }
 
+/// What [`Store::lookup`] found for a code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    /// No live verification holds it.
+    Free,
+    /// Reserved for a verify whose answer has not been bound (yet, or never: it may have been
+    /// lost).
+    Reserved,
+    /// Bound to this verification's token.
+    Bound(String),
+}
+
 /// Where a tracker keeps its codes: one process ([`MemoryStore`]) or shared ([`RedisStore`]).
 ///
 /// Every method is atomic with respect to every other user of the same store. Implementations
@@ -150,15 +165,14 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Frees `code` if the reservation `ticket` still holds it and it is not bound.
     fn release(&self, code: &str, ticket: &str) -> Result<()>;
 
-    /// The token bound to `code`, if a live verification holds it. Changes nothing.
-    fn lookup(&self, code: &str) -> Result<Option<String>>;
+    /// Who holds `code`. Changes nothing.
+    fn lookup(&self, code: &str) -> Result<Lookup>;
 
     /// Finds the live verification bound to `code` and marks it matched (unauthenticated,
     /// for [`Tracker::match_callback`]): the first call answers `duplicate: false`, later ones
-    /// `true`. `claim_id` is unique per call, so that a call repeated after a lost answer gives
-    /// the same result. `None` when no live verification holds the code. Wakes the waiters of
-    /// its token. Has no effect on [`settle`](Store::settle).
-    fn claim(&self, code: &str, claim_id: &str) -> Result<Option<Match>>;
+    /// `true`. `None` when no live verification holds the code. Wakes the waiters of its
+    /// token. Has no effect on [`settle`](Store::settle).
+    fn claim(&self, code: &str) -> Result<Option<Match>>;
 
     /// Marks `ft_token` settled if `code` is still bound to it: `Some(true)` for the first
     /// settlement, `Some(false)` when it was settled before, `None` when `code` is no longer
@@ -394,7 +408,7 @@ impl Tracker {
         if validate::code(&cb.code).is_err() {
             return Ok(None);
         }
-        self.store.claim(&cb.code, &crate::sign::new_nonce()?)
+        self.store.claim(&cb.code)
     }
 
     /// The safe way to handle a callback: finds the live verification holding its code, has the
@@ -410,8 +424,11 @@ impl Tracker {
         if validate::code(&cb.code).is_err() {
             return Ok(Settlement::NoMatch);
         }
-        let Some(ft_token) = self.store.lookup(&cb.code)? else {
-            return Ok(Settlement::NoMatch);
+        let ft_token = match self.store.lookup(&cb.code)? {
+            Lookup::Bound(t) => t,
+            // verify's answer is not bound yet (the callback raced it): have it delivered again.
+            Lookup::Reserved => return Ok(Settlement::Unconfirmed),
+            Lookup::Free => return Ok(Settlement::NoMatch),
         };
         let r = client.query(&ft_token)?;
         if !crate::client::confirms(&r, cb) {

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use redis::{Connection, RedisResult, Script};
 
-use super::{deadline_after, Match, Reserve, Store};
+use super::{deadline_after, Lookup, Match, Reserve, Store};
 use crate::error::{Error, ErrorKind, Result};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -639,15 +639,23 @@ impl Store for RedisStore {
         Ok(())
     }
 
-    fn lookup(&self, code: &str) -> Result<Option<String>> {
+    fn lookup(&self, code: &str) -> Result<Lookup> {
         let key = self.key("code", code);
         let v: Option<String> = self.with_conn(|c| redis::cmd("GET").arg(&key).query(c))?;
-        Ok(v.and_then(|v| v.strip_prefix("t:").map(str::to_owned)))
+        Ok(match v {
+            None => Lookup::Free,
+            Some(v) => match v.strip_prefix("t:") {
+                Some(token) => Lookup::Bound(token.to_owned()),
+                None => Lookup::Reserved,
+            },
+        })
     }
 
-    fn claim(&self, code: &str, claim_id: &str) -> Result<Option<Match>> {
+    fn claim(&self, code: &str) -> Result<Option<Match>> {
+        // Names this call, so that the script resent after an interrupted read answers the same.
+        let claim_id = crate::sign::new_nonce()?;
         let mut inv = self.claim.key(self.key("code", code));
-        inv.arg(format!("{}:", self.namespace)).arg(claim_id);
+        inv.arg(format!("{}:", self.namespace)).arg(&claim_id);
         let found: Option<(String, i64)> = self.with_conn(|c| inv.invoke(c))?;
         Ok(found.map(|(ft_token, dup)| Match::new(ft_token, dup == 1)))
     }

@@ -312,11 +312,8 @@ impl TrackerCase {
             .map_err(|e| e.to_string())?;
         // Another runner of this run may have bound it already (Redis): either way, bound.
         check(
-            store
-                .lookup(&confirmed.code)
-                .map_err(|e| e.to_string())?
-                .as_deref()
-                == Some(QUERY_TOKEN),
+            store.lookup(&confirmed.code).map_err(|e| e.to_string())?
+                == fotp::tracker::Lookup::Bound(QUERY_TOKEN.to_owned()),
             "settle code bound",
         )?;
         Ok(TrackerCase {

@@ -540,8 +540,8 @@ func TestWaitDeadlineAndCancel(t *testing.T) {
 	}
 }
 
-func TestWaitOutlivesSlices(t *testing.T) {
-	// A 1 s client timeout makes Wait poll in 1 s slices; the result comes in a later one.
+func TestWaitOutlivesItsAttemptTimeout(t *testing.T) {
+	// A 1 s per-attempt limit does not end a Wait: the result comes several polls later.
 	cfg := sandboxConfig()
 	cfg.Timeout = time.Second
 	c, err := NewClient(cfg)
@@ -563,7 +563,7 @@ func TestWaitOutlivesSlices(t *testing.T) {
 	select {
 	case res := <-done:
 		t.Fatalf("Wait returned while processing: %+v, %v", res.r, res.err)
-	case <-time.After(2500 * time.Millisecond): // more than two slices pass without a result
+	case <-time.After(2500 * time.Millisecond): // more than two attempt limits pass without a result
 	}
 	uplink(t, map[string]any{"ftToken": v.FtToken, "mobile": "8613800000005", "content": v.Code})
 	res := <-done

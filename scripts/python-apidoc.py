@@ -8,8 +8,8 @@ import pdoc
 
 import fotp
 
-# The asyncio classes load lazily; pdoc reads the module's namespace, so load them first.
-fotp.AsyncClient, fotp.AsyncTracker  # noqa: B018
+# The asyncio classes and the ASGI receiver load lazily; pdoc reads the module's namespace, so load them first.
+fotp.AsyncClient, fotp.AsyncTracker, fotp.asgi_callback  # noqa: B018
 
 with warnings.catch_warnings():
     warnings.simplefilter("error")

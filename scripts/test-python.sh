@@ -15,6 +15,11 @@ cargo build --release --workspace
 "$PY" -m pytest --version >/dev/null 2>&1 || "$PY" -m pip install --quiet pytest
 "$PY" -m mypy --version >/dev/null 2>&1 || "$PY" -m pip install --quiet mypy
 "$PY" -c "import pdoc" >/dev/null 2>&1 || "$PY" -m pip install --quiet pdoc
+# Real servers for the receivers (gunicorn pre-forking, uvicorn for ASGI) and trustme (a
+# throw-away CA for the per-client TLS roots test).
+for mod in gunicorn uvicorn trustme; do
+  "$PY" -c "import $mod" >/dev/null 2>&1 || "$PY" -m pip install --quiet "$mod"
+done
 
 # A fresh install: the tests must see exactly this build of the package and library.
 "$PY" -m pip uninstall --quiet --yes fotp >/dev/null 2>&1 || true

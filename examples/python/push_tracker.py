@@ -3,7 +3,9 @@
 
 A callback names no ftToken, only the phone number and the code. A tracker gives every
 verification a code no other live one holds, so the receiver (fotp.wsgi_callback with
-tracker=) finds the verification of each callback, once, and wakes the waiter at once. With
+tracker= and client=) finds the verification of each callback, confirms it with the platform
+(callbacks carry no signature: a forged one is answered 503 and consumes nothing), calls the
+handler once for the first genuine delivery, and wakes the waiter at once. With
 --redis the codes live in Redis, so many app instances can share them (one verifies and
 waits, another receives the callback). Configuration comes from the FOTP_* environment
 variables. With the sandbox:
@@ -46,26 +48,28 @@ def main() -> int:
         return 2
     first_delivery = threading.Event()
 
+    # Called once per verification, for its first genuine delivery (redeliveries are
+    # acknowledged without calling it), or with None for a code no live verification holds.
+    # If it raises, the receiver answers 500 and the next delivery is offered again.
     def handle(cb: fotp.Callback, match: fotp.Match | None) -> None:
         if match is None:
             print(f"callback for code {cb.code}: no live verification holds it", flush=True)
-        elif match.duplicate:
-            print(f"callback for {match.ft_token}: a repeated delivery, ignored", flush=True)
         else:
             print(f"callback for {match.ft_token}: {cb.mobile} sent the code", flush=True)
             first_delivery.set()
 
-    server = make_server(args.host, args.port, fotp.wsgi_callback(handle, tracker=tracker))
+    app = fotp.wsgi_callback(handle, tracker=tracker, client=client)
+    server = make_server(args.host, args.port, app)
     print(f"receiving callbacks on http://{args.host}:{server.server_port}/", flush=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         with client, tracker:
             v = tracker.verify(client, args.ft_id, code_length=args.code_length)
             print(f"open on the phone: {v.url} (code {v.code})", flush=True)
-            # Returns as soon as the callback is matched; the result comes from the platform's
-            # query, so a forged callback cannot fake a success.
+            # Returns as soon as the callback is settled; the result comes from the platform's
+            # query, so a forged callback cannot fake a success. Ctrl-C interrupts it at once.
             r = tracker.wait(client, v.ft_token, timeout=args.timeout)
-            # So the handler's line is printed before the result (the match woke us first).
+            # So the handler's line is printed before the result (the settlement woke us first).
             first_delivery.wait(5)
     except KeyboardInterrupt:
         return 130

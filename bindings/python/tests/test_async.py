@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 import fotp
+from fotp import _runner
 from _support import Sandbox, silent_socket
 
 
@@ -103,3 +105,67 @@ def test_per_call_timeout_and_cancellation() -> None:
 def test_config_errors_are_raised_at_construction() -> None:
     with pytest.raises(fotp.ConfigError):
         fotp.AsyncClient("http://example.com", app_id="a", app_secret="s")
+
+
+def test_waits_hold_no_thread_and_never_delay_other_calls(sandbox: Sandbox) -> None:
+    # 1,000 waits in flight: a verify still answers at once, and between polls the waits hold
+    # no thread (only queries in flight do).
+    async def main() -> None:
+        async with fotp.AsyncClient(sandbox.base_url, **sandbox.client_kwargs()) as ac:
+            tokens = [(await ac.verify("2")).ft_token for _ in range(10)]
+            waits = [
+                asyncio.create_task(ac.wait(tokens[i % 10], timeout=60)) for i in range(1000)
+            ]
+            await asyncio.sleep(1.5)  # every wait has polled, and is polling on
+            busy = []
+            for _ in range(20):
+                busy.append(_runner.busy())
+                await asyncio.sleep(0.05)
+            took = []
+            for _ in range(3):
+                start = time.monotonic()
+                await ac.verify("2")
+                took.append(time.monotonic() - start)
+            assert not any(w.done() for w in waits)
+            for w in waits:
+                w.cancel()
+            await asyncio.gather(*waits, return_exceptions=True)
+            assert max(took) < 0.5, took
+            assert sorted(busy)[10] < 200, busy  # median: far fewer threads than waits
+
+    asyncio.run(main())
+
+
+def test_cancelled_call_stops_its_request() -> None:
+    # A server that accepts and never answers: cancelling the awaiting task makes the library
+    # drop the connection within 1 s (the work stops; it does not run to its time limit).
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    url = f"http://127.0.0.1:{srv.getsockname()[1]}"
+
+    async def main() -> float:
+        async with fotp.AsyncClient(url, app_id="a", app_secret="s", timeout=30) as ac:
+            task = asyncio.create_task(ac.query("a" * 32))
+            conn, _ = await asyncio.to_thread(srv.accept)
+            conn.settimeout(5)
+            await asyncio.to_thread(conn.recv, 65536)  # the request arrived
+            task.cancel()
+            start = time.monotonic()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            # The rest of the request, then the end: the client closed the connection.
+            while await asyncio.to_thread(conn.recv, 65536):
+                pass
+            conn.close()
+            return time.monotonic() - start
+
+    try:
+        took = asyncio.run(main())
+    finally:
+        srv.close()
+    assert took < 1.0, took
+    deadline = time.monotonic() + 1
+    while _runner.busy() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert _runner.busy() == 0

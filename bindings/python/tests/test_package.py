@@ -90,6 +90,10 @@ def test_error_kinds_and_statuses_match_the_header() -> None:
     for s in fotp.Status:
         m = re.search(rf"\bFOTP_STATUS_{s.name}\s*=\s*(\d+)", text)
         assert m and int(m[1]) == int(s), s
+    for o in fotp.SettleOutcome:
+        m = re.search(rf"\bFOTP_SETTLE_{o.name}\s*=\s*(\d+)", text)
+        assert m and int(m[1]) == int(o), o
+    assert len(re.findall(r"\bFOTP_SETTLE_\w+\s*=", text)) == len(fotp.SettleOutcome)
 
 
 EXCEPTIONS: list[tuple[type[fotp.FotpError], fotp.ErrorKind, tuple[type[BaseException], ...]]] = [

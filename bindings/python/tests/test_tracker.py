@@ -6,6 +6,7 @@ import asyncio
 import io
 import json
 import logging
+import pickle
 import queue
 import threading
 import time
@@ -44,10 +45,10 @@ class Receiver:
         self.calls: queue.Queue[Delivery] = queue.Queue()
         self._app: Callable[..., Iterable[bytes]] | None = None
 
-    def use(self, tracker: fotp.Tracker) -> None:
+    def use(self, tracker: fotp.Tracker, client: fotp.Client) -> None:
         while not self.calls.empty():
             self.calls.get_nowait()
-        self._app = fotp.wsgi_callback(self._record, tracker=tracker)
+        self._app = fotp.wsgi_callback(self._record, tracker=tracker, client=client)
 
     def _record(self, cb: fotp.Callback, m: fotp.Match | None) -> None:
         self.calls.put((cb, m))
@@ -89,30 +90,31 @@ def _body(code: str, mobile: str = "8613800138000") -> bytes:
 
 
 def _push_end_to_end(tracker: fotp.Tracker, receiver: Receiver, sb: Sandbox, mobile: str) -> None:
-    """verify; wait in a thread; uplink delivered 3 times; exactly one first delivery."""
-    receiver.use(tracker)
+    """verify; wait in a thread; uplink delivered 3 times: the handler runs once, for the first
+    delivery, and the settlement wakes the wait."""
     with (
         query_spy(sb.base_url) as (spy_url, queries),
         fotp.Client(spy_url, **sb.client_kwargs()) as client,
+        fotp.Client(sb.base_url, **sb.client_kwargs()) as receiving,
         ThreadPoolExecutor(1) as pool,
     ):
+        receiver.use(tracker, receiving)
         v = tracker.verify(client, TRACKED_FT_ID)
         assert len(v.code) == 4 and v.code.isdigit() and v.code[0] != "0"
         waited = pool.submit(tracker.wait, client, v.ft_token, 20.0)
-        # The waiter has seen "processing": only a matched callback can now end its wait
-        # before its next poll, 2 s later.
+        # The waiter has seen "processing": only a settled callback can now end its wait
+        # before its next poll, 1 s later.
         assert queries.get(timeout=10) == "0"
         start = time.monotonic()
         sb.uplink(v.ft_token, f"code {v.code}", mobile=mobile, deliveries=3)
         r = waited.result(timeout=20)
         elapsed = time.monotonic() - start
+        sb.wait_log(f"callback ftToken={v.ft_token} delivery 3 attempt 1: HTTP 200 accepted")
     assert r.status is fotp.Status.SUCCESS and (r.mobile, r.code) == (mobile, v.code)
-    assert elapsed < 1.5, f"wait was not woken by the match ({elapsed:.2f} s)"
-    calls = receiver.take(3)
-    assert all(cb.code == v.code and cb.mobile == mobile for cb, _ in calls)
-    matches = [m for _, m in calls]
-    assert all(m is not None and m.ft_token == v.ft_token for m in matches)
-    assert sorted(m.duplicate for m in matches if m) == [False, True, True]
+    assert elapsed < 1.0, f"wait was not woken by the settlement ({elapsed:.2f} s)"
+    (cb, m), = receiver.take(1)
+    assert (cb.code, cb.mobile) == (v.code, mobile) and m == fotp.Match(v.ft_token, False)
+    assert receiver.calls.empty()  # the two redeliveries were acknowledged without the handler
 
 
 def test_memory_tracker_push_end_to_end(receiver: Receiver, tsandbox: Sandbox) -> None:
@@ -137,7 +139,7 @@ def test_two_trackers_share_one_redis_store(
         fotp.Client(spy_url, **tsandbox.client_kwargs()) as client,
         ThreadPoolExecutor(1) as pool,
     ):
-        receiver.use(back)
+        receiver.use(back, client)
         v = front.verify(client, TRACKED_FT_ID, code_length=6, validity_minutes=2)
         assert len(v.code) == 6 and v.code[0] != "0"
         waited = pool.submit(front.wait, client, v.ft_token, 20.0)
@@ -147,11 +149,12 @@ def test_two_trackers_share_one_redis_store(
         r = waited.result(timeout=20)
         elapsed = time.monotonic() - start
         assert r.status is fotp.Status.SUCCESS and r.mobile == "8613900000003"
-        assert elapsed < 1.5, f"the other instance's match did not wake the wait ({elapsed:.2f} s)"
-        (cb1, m1), (cb2, m2) = receiver.take(2)
-        assert {m1, m2} == {fotp.Match(v.ft_token, False), fotp.Match(v.ft_token, True)}
-        # Same store, same namespace: the first tracker sees the claim too.
-        assert front.match(cb1) == fotp.Match(v.ft_token, True)
+        assert elapsed < 1.0, f"the other instance's settle did not wake the wait ({elapsed:.2f} s)"
+        tsandbox.wait_log(f"callback ftToken={v.ft_token} delivery 2 attempt 1: HTTP 200 accepted")
+        ((cb1, m1),) = receiver.take(1)
+        assert m1 == fotp.Match(v.ft_token, False) and receiver.calls.empty()
+        # Same store, same namespace: the first tracker sees the settlement too.
+        assert front.settle(client, cb1) == fotp.Match(v.ft_token, True)
         # Another namespace is another store.
         assert other.match(cb1) is None
 
@@ -202,7 +205,7 @@ def test_match_without_a_live_verification(tclient: fotp.Client, redis: Redis) -
             assert m == fotp.Match(v.ft_token, False)
 
 
-def test_redis_down_is_a_network_error(
+def test_redis_down(
     tclient: fotp.Client, caplog: pytest.LogCaptureFixture
 ) -> None:
     require_redis()
@@ -216,15 +219,18 @@ def test_redis_down_is_a_network_error(
             t.verify(tclient, "2")
         with pytest.raises(fotp.NetworkError):
             t.match(cb)
+        # wait goes on by polling the platform, and says so when it runs out.
+        with pytest.raises(fotp.Timeout, match="polled the platform only"):
+            t.wait(tclient, v.ft_token, timeout=1)
         with pytest.raises(fotp.NetworkError):
-            t.wait(tclient, v.ft_token, timeout=5)
-        # The receiver answers 500 so the platform delivers again later.
+            t.settle(tclient, cb)
+        # The receiver answers 503 (nothing consumed) so the platform delivers again later.
         calls: list[Delivery] = []
-        app = fotp.wsgi_callback(lambda cb, m: calls.append((cb, m)), tracker=t)
+        app = fotp.wsgi_callback(lambda cb, m: calls.append((cb, m)), tracker=t, client=tclient)
         with caplog.at_level(logging.ERROR, logger="fotp.wsgi"):
             status, _ = _call(app, _body(v.code))
-        assert status.startswith("500") and calls == []
-        assert any("tracker" in rec.getMessage() for rec in caplog.records)
+        assert status.startswith("503") and calls == []
+        assert any("settled" in rec.getMessage() for rec in caplog.records)
 
 
 def test_redis_config_errors_hide_the_url(redis: Redis) -> None:
@@ -335,59 +341,49 @@ def _call(app: Any, body: bytes) -> tuple[str, bytes]:
     return seen["status"], out
 
 
-def test_wsgi_callback_with_a_tracker(
-    tclient: fotp.Client, caplog: pytest.LogCaptureFixture
-) -> None:
-    calls: list[Delivery] = []
-    fail = threading.Event()
-
-    def handler(cb: fotp.Callback, m: fotp.Match | None) -> None:
-        calls.append((cb, m))
-        if fail.is_set():
-            raise RuntimeError("database is down")
-
-    with fotp.Tracker.memory() as t:
-        v1, v2 = t.verify(tclient, "2"), t.verify(tclient, "2")
-        app = fotp.wsgi_callback(handler, tracker=t)
-        assert _call(app, _body(v1.code)) == ("200 OK", fotp.CALLBACK_ACK)
-        assert _call(app, _body(v1.code)) == ("200 OK", fotp.CALLBACK_ACK)
-        other = "9999" if v1.code != "9999" and v2.code != "9999" else "9998"
-        assert _call(app, _body(other)) == ("200 OK", fotp.CALLBACK_ACK)
-        assert [(cb.code, m) for cb, m in calls] == [
-            (v1.code, fotp.Match(v1.ft_token, False)),
-            (v1.code, fotp.Match(v1.ft_token, True)),
-            (other, None),
-        ]
-        # A handler that raises gets 500; the redelivery is then reported as a duplicate.
-        calls.clear()
-        fail.set()
-        with caplog.at_level(logging.ERROR, logger="fotp.wsgi"):
-            status, _ = _call(app, _body(v2.code))
-        assert status.startswith("500")
-        fail.clear()
-        assert _call(app, _body(v2.code))[0] == "200 OK"
-        assert [m for _, m in calls] == [
-            fotp.Match(v2.ft_token, False),
-            fotp.Match(v2.ft_token, True),
-        ]
-        # A bad body never reaches the tracker or the handler.
-        assert _call(app, b'{"mobile":"1"}')[0].startswith("400")
-        assert len(calls) == 2
-    # A closed tracker: 500 (logged), the platform delivers again later.
-    caplog.clear()
-    with caplog.at_level(logging.ERROR, logger="fotp.wsgi"):
-        status, _ = _call(app, _body(v1.code))
-    assert status.startswith("500") and len(calls) == 2
-    assert any("tracker" in r.getMessage() for r in caplog.records)
-
-
-def test_wsgi_callback_tracker_argument() -> None:
-    with pytest.raises(TypeError, match="Tracker"):
-        fotp.wsgi_callback(lambda cb, m: None, tracker=object())  # type: ignore[call-overload]
-    at = fotp.AsyncTracker.memory()
-    with pytest.raises(TypeError, match=r"\.tracker"):
-        fotp.wsgi_callback(lambda cb, m: None, tracker=at)  # type: ignore[call-overload]
-    at.close()
+def test_settle_and_unsettle(tclient: fotp.Client, tsandbox: Sandbox, redis: Redis) -> None:
+    with (
+        fotp.Tracker.memory() as mem,
+        fotp.Tracker.redis(redis.url, namespace=f"settle-{time.monotonic_ns()}") as red,
+    ):
+        for t in (mem, red):
+            v = t.verify(tclient, "2")
+            genuine = fotp.parse_callback(_body(v.code, mobile="8613900000077"))
+            # Not confirmed by the platform (no SMS yet): nothing consumed, however often.
+            assert t.settle(tclient, genuine) is None
+            assert t.settle_outcome(tclient, genuine) == (fotp.SettleOutcome.UNCONFIRMED, None)
+            other = fotp.parse_callback(_body(str(int(v.code) % 9000 + 1000)))
+            assert t.settle_outcome(tclient, other) == (fotp.SettleOutcome.NO_MATCH, None)
+            tsandbox.uplink(v.ft_token, v.code, mobile="8613900000077")
+            forged = fotp.parse_callback(_body(v.code, mobile="8610000000000"))
+            assert t.settle(tclient, forged) is None
+            first = t.settle(tclient, genuine)
+            assert first == fotp.Match(v.ft_token, False)
+            assert t.settle_outcome(tclient, genuine) == (
+                fotp.SettleOutcome.DUPLICATE,
+                fotp.Match(v.ft_token, True),
+            )
+            # Acting on it failed: undone, the next delivery is the first again.
+            assert first is not None
+            t.unsettle(first)
+            with pytest.raises(fotp.InvalidArgument, match="once"):
+                t.unsettle(first)
+            again = t.settle(tclient, genuine)
+            assert again == fotp.Match(v.ft_token, False)
+            dup = t.settle(tclient, genuine)
+            assert dup == fotp.Match(v.ft_token, True)
+            # Only a first-delivery match from settle, in this process, can be unsettled.
+            assert again is not None and dup is not None
+            for m in (dup, pickle.loads(pickle.dumps(again)), fotp.Match(v.ft_token, False)):
+                with pytest.raises(fotp.InvalidArgument, match="settle"):
+                    t.unsettle(m)
+            assert pickle.loads(pickle.dumps(again)) == again
+            with pytest.raises(TypeError, match="Match"):
+                t.unsettle("x")  # type: ignore[arg-type]
+            with pytest.raises(TypeError, match="Callback"):
+                t.settle(tclient, _body(v.code))  # type: ignore[arg-type]
+            with pytest.raises(TypeError, match="AsyncTracker"):
+                t.settle(fotp.AsyncClient.wrap(tclient), genuine)  # type: ignore[arg-type]
 
 
 # --- asyncio -------------------------------------------------------------------------------
@@ -402,7 +398,7 @@ def test_async_tracker(receiver: Receiver, tsandbox: Sandbox, redis: Redis) -> N
             assert (
                 repr(at) == "<fotp.AsyncTracker wrapping fotp.Tracker redis namespace='async' open>"
             )
-            receiver.use(at.tracker)  # the WSGI receiver shares the tracker
+            receiver.use(at.tracker, ac.client)  # the WSGI receiver shares the tracker
             v = await at.verify(ac, TRACKED_FT_ID, code_length=5, validity_minutes=3)
             assert len(v.code) == 5
             waiting = asyncio.create_task(at.wait(ac, v.ft_token, timeout=20))
@@ -411,9 +407,13 @@ def test_async_tracker(receiver: Receiver, tsandbox: Sandbox, redis: Redis) -> N
             )
             r = await waiting
             assert r.status is fotp.Status.SUCCESS and r.mobile == "8613700000009"
-            (cb, m1), (_, m2) = await asyncio.to_thread(receiver.take, 2)
-            assert {m1, m2} == {fotp.Match(v.ft_token, False), fotp.Match(v.ft_token, True)}
-            assert await at.match(cb) == fotp.Match(v.ft_token, True)
+            ((cb, m1),) = await asyncio.to_thread(receiver.take, 1)
+            assert m1 == fotp.Match(v.ft_token, False)
+            assert await at.settle(ac, cb) == fotp.Match(v.ft_token, True)
+            assert await at.settle_outcome(ac, cb) == (
+                fotp.SettleOutcome.DUPLICATE,
+                fotp.Match(v.ft_token, True),
+            )
             with pytest.raises(fotp.InvalidArgument, match="code_length"):
                 await at.verify(ac, TRACKED_FT_ID, code_length=9)
             with pytest.raises(TypeError, match="fotp.Tracker"):

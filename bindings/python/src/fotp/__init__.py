@@ -29,11 +29,12 @@ from ._errors import (
     NetworkError,
     Timeout,
 )
-from ._tracker import Tracker
+from ._tracker import SettleOutcome, Tracker
 from ._types import Callback, Match, QueryResult, Status, Verification
 from ._wsgi import wsgi_callback
 
 if TYPE_CHECKING:
+    from ._asgi import asgi_callback
     from ._async import AsyncClient, AsyncTracker
 
 # The distribution's version, which setup.py reads from Cargo.toml (no second copy here).
@@ -57,11 +58,13 @@ __all__ = [
     "Match",
     "NetworkError",
     "QueryResult",
+    "SettleOutcome",
     "Status",
     "Timeout",
     "Tracker",
     "Verification",
     "__version__",
+    "asgi_callback",
     "library_path",
     "library_version",
     "parse_callback",
@@ -80,7 +83,7 @@ def library_path() -> str:
 
 
 def __getattr__(name: str) -> Any:
-    # The asyncio wrappers load on first use: importing asyncio is most of `import fotp`'s
+    # The asyncio parts load on first use: importing asyncio is most of `import fotp`'s
     # time, and most users never need it.
     if name in ("AsyncClient", "AsyncTracker"):
         from . import _async
@@ -88,6 +91,11 @@ def __getattr__(name: str) -> Any:
         value = getattr(_async, name)
         globals()[name] = value  # later lookups (and tools reading __dict__) find it directly
         return value
+    if name == "asgi_callback":
+        from . import _asgi
+
+        globals()[name] = _asgi.asgi_callback
+        return _asgi.asgi_callback
     raise AttributeError(f"module 'fotp' has no attribute {name!r}")
 
 

@@ -5,15 +5,16 @@ from __future__ import annotations
 import ctypes
 import json
 import math
+import os
 import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from ctypes import byref, c_bool, c_char_p, c_void_p
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
-from . import _ffi
+from . import _calls, _ffi
 from ._errors import (
     ConfigError,
     DecodeError,
@@ -35,6 +36,9 @@ _config_set_hmac_auth = _lib.fotp_config_set_hmac_auth
 _config_set_token_auth = _lib.fotp_config_set_token_auth
 _config_set_timeout_ms = _lib.fotp_config_set_timeout_ms
 _config_set_connect_timeout_ms = _lib.fotp_config_set_connect_timeout_ms
+_config_set_call_timeout_ms = _lib.fotp_config_set_call_timeout_ms
+_config_set_ca_bundle = _lib.fotp_config_set_ca_bundle
+_config_set_proxy = _lib.fotp_config_set_proxy
 _config_set_retries = _lib.fotp_config_set_retries
 _config_set_allow_insecure_http = _lib.fotp_config_set_allow_insecure_http
 _config_set_user_agent_suffix = _lib.fotp_config_set_user_agent_suffix
@@ -92,10 +96,15 @@ def _millis(name: str, seconds: object, error: type[FotpError]) -> int:
         raise TypeError(f"{name} must be a number of seconds, not {type(seconds).__name__}")
     if not math.isfinite(seconds) or seconds <= 0:
         raise error(f"{name} must be a positive number of seconds, got {seconds!r}")
-    ms = math.ceil(seconds * 1000)
+    # Compared before converting: 1e308 s in milliseconds is no longer finite.
+    ms = math.ceil(seconds * 1000) if seconds <= _U32_MAX / 1000 else _U32_MAX + 1
     if ms > _U32_MAX:
         raise error(f"{name} must be at most {_U32_MAX // 1000} seconds, got {seconds!r}")
     return ms
+
+
+def _optional_millis(name: str, seconds: object, error: type[FotpError]) -> int | None:
+    return None if seconds is None else _millis(name, seconds, error)
 
 
 def _count(name: str, value: object, error: type[FotpError]) -> int:
@@ -104,6 +113,22 @@ def _count(name: str, value: object, error: type[FotpError]) -> int:
     if not 0 <= value <= _U32_MAX:
         raise error(f"{name} must be between 0 and {_U32_MAX}, got {value}")
     return value
+
+
+def _verify_args(
+    ft_id: str, code: str | None, validity_minutes: int | None
+) -> tuple[bytes, bytes | None, int]:
+    fid = _text("ft_id", ft_id)
+    c = None if code is None else _text("code", code)
+    if validity_minutes is None:
+        return fid, c, 0  # unset, in C
+    if isinstance(validity_minutes, bool) or not isinstance(validity_minutes, int):
+        raise TypeError(f"validity_minutes must be an int, not {type(validity_minutes).__name__}")
+    if not 1 <= validity_minutes <= 10:
+        raise InvalidArgument(
+            f"validity_minutes (validityPeriod) must be 1-10 minutes, got {validity_minutes}"
+        )
+    return fid, c, validity_minutes
 
 
 def _take_verification(p: int) -> Verification:
@@ -293,10 +318,24 @@ class _Owned:
 class Client(_Owned):
     """A client of the Flash OTP platform; safe to share between threads.
 
-    ``timeout`` bounds each call (all retries included), ``connect_timeout`` each connection,
-    both in seconds. Give ``app_id`` and ``app_secret`` (the ``hmac-sha256`` scheme) or
-    ``app_key`` and ``token`` (the ``token`` scheme). ``http://`` is refused unless the host is
-    loopback or ``allow_insecure_http`` is true. Nothing is sent until the first call.
+    Time limits, in seconds: ``timeout`` bounds each attempt (connecting included; a query
+    attempt that runs out of time is retried), ``connect_timeout`` each connection, and
+    ``call_timeout`` (optional) a whole call, every attempt and pause included; without it a
+    call never runs longer than ``(retries + 1) * timeout`` plus the pauses. A per-call
+    ``timeout=`` on :meth:`verify`, :meth:`query` and :meth:`confirm` replaces ``call_timeout``
+    for that call. Every limit is at most 4,294,967 s (about 49 days); a larger one, zero, a
+    negative, NaN or infinity is a :class:`ConfigError` (:class:`InvalidArgument` per call).
+
+    Give ``app_id`` and ``app_secret`` (the ``hmac-sha256`` scheme) or ``app_key`` and
+    ``token`` (the ``token`` scheme). ``http://`` is refused unless the host is loopback or
+    ``allow_insecure_http`` is true.
+
+    TLS and proxy, for this client only (the ``FOTP_CA_BUNDLE``, ``HTTPS_PROXY``,
+    ``HTTP_PROXY`` and ``NO_PROXY`` variables stay the defaults): ``ca_bundle`` is a PEM file of
+    extra trusted roots, added to the built-in ones (read now: a missing or bad file is a
+    :class:`ConfigError` naming the problem); ``proxy`` is a proxy URL for every request, or
+    ``False`` for direct connections whatever the environment says, or ``None`` (default) for
+    the environment's proxy settings. Nothing is sent until the first call.
     """
 
     _what = "fotp.Client"
@@ -311,8 +350,11 @@ class Client(_Owned):
         token: str | None = None,
         timeout: float = 10.0,
         connect_timeout: float = 3.0,
+        call_timeout: float | None = None,
         retries: int = 2,
         allow_insecure_http: bool = False,
+        ca_bundle: str | os.PathLike[str] | None = None,
+        proxy: str | Literal[False] | None = None,
     ) -> None:
         url = _text("base_url", base_url, ConfigError)
         hmac = app_id is not None or app_secret is not None
@@ -344,17 +386,38 @@ class Client(_Owned):
             )
         timeout_ms = _millis("timeout", timeout, ConfigError)
         connect_ms = _millis("connect_timeout", connect_timeout, ConfigError)
+        call_ms = _optional_millis("call_timeout", call_timeout, ConfigError)
         n_retries = _count("retries", retries, ConfigError)
         if not isinstance(allow_insecure_http, bool):
             raise TypeError("allow_insecure_http must be a bool")
+        if ca_bundle is None:
+            pem = None
+        elif isinstance(ca_bundle, (str, os.PathLike)):
+            pem = _text("ca_bundle", os.fspath(ca_bundle), ConfigError)
+        else:
+            raise TypeError(f"ca_bundle must be a path, not {type(ca_bundle).__name__}")
+        if proxy is None or proxy is False:
+            proxy_url = None
+        elif isinstance(proxy, str):
+            proxy_url = _text("proxy", proxy, ConfigError)
+        else:
+            raise TypeError(f"proxy must be a URL, False or None, not {type(proxy).__name__}")
 
         def configure(cfg: int) -> None:
             _check(_config_set_base_url(cfg, url))
             _check(set_auth(cfg, user, secret))
             _config_set_timeout_ms(cfg, timeout_ms)
             _config_set_connect_timeout_ms(cfg, connect_ms)
+            if call_ms is not None:
+                _config_set_call_timeout_ms(cfg, call_ms)
             _config_set_retries(cfg, n_retries)
             _config_set_allow_insecure_http(cfg, allow_insecure_http)
+            if pem is not None:
+                _check(_config_set_ca_bundle(cfg, pem))
+            if proxy is False:
+                _check(_config_set_proxy(cfg, None))  # NULL: no proxy at all
+            elif proxy_url is not None:
+                _check(_config_set_proxy(cfg, proxy_url))
 
         super().__init__(_new_client(configure), _client_free)
         self._base_url: str | None = base_url
@@ -437,39 +500,69 @@ class Client(_Owned):
         """Asks the platform for a redirect link and a code.
 
         ``code`` (4-6 digits) and ``validity_minutes`` (1-10) are left to the platform when
-        None. ``timeout`` (seconds) replaces the client's time limit for this call. Input is
-        checked before anything is sent (:class:`InvalidArgument`).
+        None. ``timeout`` (seconds) bounds this whole call, every attempt and pause included
+        (in place of the client's ``call_timeout``). Input is checked before anything is sent
+        (:class:`InvalidArgument`). verify is retried only when the request surely never
+        reached the server.
         """
-        fid = _text("ft_id", ft_id)
-        c = None if code is None else _text("code", code)
-        if validity_minutes is None:
-            minutes = 0  # unset, in C
-        else:
-            if isinstance(validity_minutes, bool) or not isinstance(validity_minutes, int):
-                raise TypeError(
-                    f"validity_minutes must be an int, not {type(validity_minutes).__name__}"
-                )
-            if not 1 <= validity_minutes <= 10:
-                raise InvalidArgument(
-                    "validity_minutes (validityPeriod) must be 1-10 minutes, "
-                    f"got {validity_minutes}"
-                )
-            minutes = validity_minutes
+        fid, c, minutes = _verify_args(ft_id, code, validity_minutes)
         return _take_verification(self._call(_verify, (fid, c, minutes), timeout))
 
     def query(self, ft_token: str, *, timeout: float | None = None) -> QueryResult:
-        """Pulls the result of a verification once."""
+        """Pulls the result of a verification once (retried on transient failures).
+
+        ``timeout`` (seconds) bounds this whole call, retries included.
+        """
         tok = _text("ft_token", ft_token)
         return _take_query_result(self._call(_query, (tok,), timeout))
 
     def wait(self, ft_token: str, timeout: float = 60.0) -> QueryResult:
         """Polls query until the status is final; :class:`Timeout` after ``timeout`` seconds.
 
-        The time limit bounds the whole wait, a query in flight included.
+        The time limit bounds the whole wait, a query in flight included. Transient failures
+        (network errors, time-outs, HTTP 429 and 5xx) do not end the wait. Called from the main
+        thread, the wait reacts to signals at once: Ctrl-C raises ``KeyboardInterrupt`` within
+        0.1 s and stops the call in the library.
         """
         tok = _text("ft_token", ft_token)
         ms = _millis("timeout", timeout, InvalidArgument)
-        return _take_query_result(self._call(_wait, (tok, ms), None))
+
+        def invoke(cp: int) -> tuple[int, int]:
+            out = c_void_p()
+            err = _wait(cp, tok, ms, byref(out))
+            return err or 0, out.value or 0
+
+        return _take_query_result(self._blocking(invoke, _query_result_free))
+
+    def _blocking(
+        self,
+        invoke: _calls.Invoke,
+        free_out: Callable[[int], None],
+        release_also: Callable[[], None] | None = None,
+    ) -> int:
+        """Runs a long call (a wait): in the main thread, on a daemon thread that a signal can
+        cancel (Python runs signal handlers only in the main thread, and only between calls into
+        C); elsewhere directly. ``release_also`` runs when the call has ended."""
+        try:
+            ptr = self._acquire()
+        except BaseException:
+            if release_also is not None:
+                release_also()
+            raise
+
+        def release() -> None:
+            self._release()
+            if release_also is not None:
+                release_also()
+
+        if threading.current_thread() is threading.main_thread():
+            err, out = _calls.run_interruptible(ptr, None, invoke, free_out, release)
+        else:
+            try:
+                err, out = invoke(ptr)
+            finally:
+                release()
+        return _calls.checked(err, out, free_out)
 
     def confirm(self, cb: Callback, ft_token: str, *, timeout: float | None = None) -> bool:
         """Cross-checks a callback with the platform.

@@ -47,6 +47,9 @@ SIGNATURES: dict[str, tuple[Any, tuple[Any, ...]]] = {
     "fotp_config_set_token_auth": (c_void_p, (c_void_p, c_char_p, c_char_p)),
     "fotp_config_set_timeout_ms": (None, (c_void_p, c_uint32)),
     "fotp_config_set_connect_timeout_ms": (None, (c_void_p, c_uint32)),
+    "fotp_config_set_call_timeout_ms": (None, (c_void_p, c_uint32)),
+    "fotp_config_set_ca_bundle": (c_void_p, (c_void_p, c_char_p)),
+    "fotp_config_set_proxy": (c_void_p, (c_void_p, c_char_p)),
     "fotp_config_set_retries": (None, (c_void_p, c_uint32)),
     "fotp_config_set_allow_insecure_http": (None, (c_void_p, c_bool)),
     "fotp_config_set_user_agent_suffix": (c_void_p, (c_void_p, c_char_p)),
@@ -54,6 +57,11 @@ SIGNATURES: dict[str, tuple[Any, tuple[Any, ...]]] = {
     # client
     "fotp_client_new": (c_void_p, (c_void_p, _OUT)),
     "fotp_client_with_timeout": (c_void_p, (c_void_p, c_uint32, _OUT)),
+    "fotp_client_with_cancel": (c_void_p, (c_void_p, c_void_p, _OUT)),
+    # cancellation tokens
+    "fotp_cancel_new": (c_void_p, ()),
+    "fotp_cancel_trigger": (None, (c_void_p,)),
+    "fotp_cancel_free": (None, (c_void_p,)),
     "fotp_client_free": (None, (c_void_p,)),
     # verify
     "fotp_verify": (c_void_p, (c_void_p, c_char_p, c_char_p, c_uint32, _OUT)),
@@ -99,6 +107,10 @@ SIGNATURES: dict[str, tuple[Any, tuple[Any, ...]]] = {
     "fotp_match_is_duplicate": (c_bool, (c_void_p,)),
     "fotp_match_free": (None, (c_void_p,)),
     "fotp_tracker_wait": (c_void_p, (c_void_p, c_void_p, c_char_p, c_uint32, _OUT)),
+    "fotp_tracker_settle": (c_void_p, (c_void_p, c_void_p, c_void_p, _OUT)),
+    # the outcome is a `fotp_settle_outcome *` (a C enum: pass byref(c_int))
+    "fotp_tracker_settle_outcome": (c_void_p, (c_void_p, c_void_p, c_void_p, c_void_p, _OUT)),
+    "fotp_tracker_unsettle": (c_void_p, (c_void_p, c_void_p)),
 }
 
 

@@ -70,9 +70,16 @@ class Callback:
 
 @dataclass(frozen=True, slots=True)
 class Match:
-    """The verification a callback belongs to, found by ``Tracker.match``."""
+    """The verification a callback belongs to, found by ``Tracker.settle`` (or ``match``)."""
 
     ft_token: str
     """The token of the verification whose code the callback carries."""
     duplicate: bool
-    """True when this callback was matched before: a repeated delivery, not to act on again."""
+    """True when this token was settled (or matched) before: a repeated delivery, not to act
+    on again. From ``settle`` this is only ever True for a delivery the platform confirmed."""
+    _handle: object = field(default=None, compare=False, repr=False, hash=False)
+    """The library's match, for ``Tracker.unsettle`` (set by ``settle`` only)."""
+
+    def __reduce__(self) -> tuple[type[Match], tuple[str, bool]]:
+        # The library handle belongs to this process: a copy cannot be unsettled.
+        return (Match, (self.ft_token, self.duplicate))

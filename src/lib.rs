@@ -148,8 +148,8 @@ pub use sign::{Header, HmacHeaderNames, Secret, Signer, TokenHeaderNames};
 #[cfg(feature = "redis")]
 pub use tracker::RedisStore;
 pub use tracker::{
-    Clock, Match, MemoryStore, Reservation, Reserve, Settlement, Store, Tracker, DEFAULT_GRACE,
-    DEFAULT_POLL_INTERVAL,
+    Clock, Lookup, Match, MemoryStore, Reservation, Reserve, Settlement, Store, Tracker,
+    DEFAULT_GRACE, DEFAULT_POLL_INTERVAL,
 };
 pub use wire::{QueryResult, Status, Verification, VerifyRequest};
 

@@ -369,7 +369,7 @@ fn settle_is_shared_between_processes_and_a_repeated_call_answers_the_same() {
     let store = a.store();
     assert_eq!(
         store.lookup(&w.code).unwrap(),
-        fotp::tracker::Lookup::Bound(w.ft_token.clone())
+        fotp::Lookup::Bound(w.ft_token.clone())
     );
     assert_eq!(
         store.settle(&w.code, &w.ft_token, "id-1").unwrap(),
@@ -394,7 +394,7 @@ fn settle_is_shared_between_processes_and_a_repeated_call_answers_the_same() {
     let before: usize = con.zcard("settle:live:6").unwrap();
     assert_eq!(
         store.lookup(r.code()).unwrap(),
-        fotp::tracker::Lookup::Reserved
+        fotp::Lookup::Reserved
     );
     a.bind(&r, "tok-r").unwrap();
     a.bind(&r, "tok-r").unwrap();

@@ -313,7 +313,7 @@ impl TrackerCase {
         // Another runner of this run may have bound it already (Redis): either way, bound.
         check(
             store.lookup(&confirmed.code).map_err(|e| e.to_string())?
-                == fotp::tracker::Lookup::Bound(QUERY_TOKEN.to_owned()),
+                == fotp::Lookup::Bound(QUERY_TOKEN.to_owned()),
             "settle code bound",
         )?;
         Ok(TrackerCase {

@@ -392,10 +392,7 @@ fn settle_is_shared_between_processes_and_a_repeated_call_answers_the_same() {
     let r = a.reserve(6, None).unwrap();
     let mut con = redis.con();
     let before: usize = con.zcard("settle:live:6").unwrap();
-    assert_eq!(
-        store.lookup(r.code()).unwrap(),
-        fotp::Lookup::Reserved
-    );
+    assert_eq!(store.lookup(r.code()).unwrap(), fotp::Lookup::Reserved);
     a.bind(&r, "tok-r").unwrap();
     a.bind(&r, "tok-r").unwrap();
     assert_eq!(con.zcard::<_, usize>("settle:live:6").unwrap(), before);

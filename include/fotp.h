@@ -78,6 +78,36 @@
 #define FOTP_ERROR_INTERNAL 99
 
 /**
+ * No events (the logger is removed by a NULL callback, not by this level).
+ */
+#define FOTP_LOG_OFF 0
+
+/**
+ * Failures the library recovers from badly or not at all.
+ */
+#define FOTP_LOG_ERROR 1
+
+/**
+ * Failures the library works around (a tracker store failing, polling instead).
+ */
+#define FOTP_LOG_WARN 2
+
+/**
+ * One event per HTTP attempt, per settled callback, per refused callback.
+ */
+#define FOTP_LOG_INFO 3
+
+/**
+ * Details: polls of a wait, code reservations.
+ */
+#define FOTP_LOG_DEBUG 4
+
+/**
+ * Everything.
+ */
+#define FOTP_LOG_TRACE 5
+
+/**
  * The status of a verification, as query reports it.
  */
 typedef enum {
@@ -203,6 +233,25 @@ typedef struct fotp_tracker fotp_tracker;
  * called from several threads at once.
  */
 typedef struct fotp_verification fotp_verification;
+
+/**
+ * A logger callback: `level` is a FOTP_LOG_* constant, `target` the area ("fotp::http",
+ * "fotp::tracker", "fotp::callback"), `message` one line of text that repeats the event's
+ * fields. Both strings live only during the call.
+ */
+typedef void (*fotp_log_fn)(void *user, int level, const char *target, const char *message);
+
+/**
+ * A logger callback receiving the event's fields as well: `n` pairs, `keys[i]` and `values[i]`
+ * (values are decimal for numbers). All strings and both arrays live only during the call.
+ */
+typedef void (*fotp_log_fields_fn)(void *user,
+                                   int level,
+                                   const char *target,
+                                   const char *message,
+                                   size_t n,
+                                   const char *const *keys,
+                                   const char *const *values);
 
 #ifdef __cplusplus
 extern "C" {
@@ -505,6 +554,40 @@ uint16_t fotp_error_http_status(const fotp_error *e);
 void fotp_error_free(fotp_error *e);
 
 /**
+ * Sets the process-wide logger: `cb` receives the library's events of `level` (a FOTP_LOG_*
+ * constant) and more severe, with `user` as its first argument. A NULL `cb` removes the logger
+ * (`level` is then ignored); the default is none.
+ *
+ * Thread-safe and callable at any time, also from inside the callback. `cb` may be called from
+ * any thread that calls into fotp, concurrently; it may call fotp functions (the library holds
+ * no lock while it runs). After replacement or removal, a call already running on another
+ * thread may still deliver one event to the previous callback: keep `user` valid until such
+ * calls returned. When logging is off, an event costs one atomic load, nothing is formatted.
+ * Events never carry a secret, signature, OTP code or full mobile number.
+ * Errors: FOTP_ERROR_INVALID_ARGUMENT (a level outside FOTP_LOG_OFF..FOTP_LOG_TRACE).
+ */
+FOTP_MUST_USE fotp_error *fotp_set_logger(int level, fotp_log_fn cb, void *user);
+
+/**
+ * Like fotp_set_logger(), with a callback that also receives each event's fields as key/value
+ * strings (for bindings that log structured records). The two share one logger: setting either
+ * replaces the other.
+ */
+FOTP_MUST_USE fotp_error *fotp_set_logger_fields(int level, fotp_log_fields_fn cb, void *user);
+
+/**
+ * Changes the level of the current logger, keeping its callback (nothing happens without one).
+ * Errors: FOTP_ERROR_INVALID_ARGUMENT (a level outside FOTP_LOG_OFF..FOTP_LOG_TRACE).
+ */
+FOTP_MUST_USE fotp_error *fotp_set_log_level(int level);
+
+/**
+ * The number naming `client` in log events (the "client" field); clients made from it by
+ * fotp_client_with_timeout() and fotp_client_with_cancel() share it. 0 for NULL.
+ */
+uint64_t fotp_client_log_id(const fotp_client *client);
+
+/**
  * The redirect link to open on the user's phone. Owned by `v`, lives until
  * fotp_verification_free(v); NULL when `v` is NULL. Thread-safe.
  */
@@ -688,11 +771,15 @@ const char *fotp_version(void);
 fotp_tracker *fotp_tracker_new_memory(void);
 
 /**
- * A new tracker whose codes live in Redis, shared by every process using the same server and
- * namespace (app instances behind a load balancer). Needs Redis 6.2 or later, not Cluster.
+ * A new tracker whose codes live in Redis, shared by every process using the same deployment
+ * and namespace (app instances behind a load balancer). Needs Redis 6.2 or later.
  *
- * `url` is `redis://[user:password@]host[:port][/db]`; `ns` is the key namespace (1-64 visible
- * ASCII characters), or NULL for "fotp". Every key starts with `ns` and a colon, and has a
+ * `url` names the deployment: `redis://[user:password@]host[:port][/db]` (one server),
+ * `redis+cluster://[user:password@]host:port[,host:port]...` (Redis Cluster seed nodes) or
+ * `redis+sentinel://[user:password@]host:port[,host:port]...[/service]` (the primary the
+ * Sentinels name `service`, default `mymaster`). `ns` is the key namespace (1-64 visible ASCII
+ * characters, no braces on a cluster), or NULL for "fotp". Every key starts with `ns` and a
+ * colon (`{ns}` and a colon on a cluster), and has a
  * TTL of the verification's validity plus a grace period. Connects once to check the server:
  * a URL that does not parse, or credentials the server refuses, is FOTP_ERROR_CONFIG (also
  * when the library was built without Redis support); an unreachable server

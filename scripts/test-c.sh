@@ -28,7 +28,7 @@ for tool in cargo gcc g++ make valgrind pkg-config curl git; do
 done
 
 step "build (library and the fotp command for the sandbox)"
-cargo build --release -p fotp -p fotp-cli
+cargo build --release -p fotp-capi -p fotp-cli
 
 step "header: committed copy equals the generated one, compiles as C99 and C++11"
 make --no-print-directory header-check
@@ -85,6 +85,21 @@ gcc "${CFLAGS[@]}" -g -fsanitize=address,undefined -fno-omit-frame-pointer -I"$R
   tests/c/test_abi.c -o "$WORK/test_abi_asan" \
   "$RELEASE/libfotp.a" -lgcc_s -lutil -lrt -lpthread -lm -ldl
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1 "$WORK/test_abi_asan" "$SEED"
+
+step "logger (tests/c/logging.c): retry events, no secrets, re-entrant callback, threads; ASan"
+gcc "${CFLAGS[@]}" -g -fsanitize=address,undefined -fno-omit-frame-pointer -I"$ROOT/include" \
+  tests/c/logging.c -o "$WORK/logging_asan" \
+  "$RELEASE/libfotp.a" -lgcc_s -lutil -lrt -lpthread -lm -ldl
+ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1 "$WORK/logging_asan" 8 40
+
+step "logger under helgrind (shared libfotp.so)"
+# The SONAME is libfotp.so.0; the build tree only has libfotp.so.
+ln -sf "$RELEASE/libfotp.so" "$WORK/libfotp.so.0"
+gcc "${CFLAGS[@]}" -I"$ROOT/include" tests/c/logging.c -o "$WORK/logging" \
+  -L"$RELEASE" -lfotp -lpthread
+LD_LIBRARY_PATH="$WORK" valgrind -q --tool=helgrind --num-callers=50 \
+  --suppressions=tests/stress/helgrind.supp --suppressions=tests/c/logging-helgrind.supp \
+  --error-exitcode=1 "$WORK/logging" 3 8
 
 step "make install + pkg-config"
 PREFIX="$WORK/prefix"

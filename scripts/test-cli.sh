@@ -29,7 +29,7 @@ fi
 
 echo "--> browser check"
 # A no-op when nothing changed.
-cargo build --release -p fotp-cli
+cargo build --release -p fotp-cli -p fotp-capi   # with capi: the same build of fotp as the workspace
 "$PY" -c 'import websocket' >/dev/null 2>&1 || "$PY" -m pip install --quiet websocket-client
 mkdir -p target/browser
 "$PY" cli/tests/browser/browser_check.py --fotp target/release/fotp --out target/browser

@@ -30,6 +30,9 @@ WORK=$(mktemp -d)
 SANDBOX_PID=
 step() { echo "--- test-dist: $*"; }
 fail() { echo "test-dist: $*" >&2; exit 1; }
+# grep that reads all its input: with `cmd | grep -q` and pipefail, cmd can die of SIGPIPE once
+# grep has its match, and the pipeline fails at random.
+contains() { grep "$@" >/dev/null; }
 
 cleanup() {
   # Only the sandbox this script started.
@@ -50,17 +53,32 @@ unset LD_LIBRARY_PATH PYTHONPATH FOTP_LIBRARY PKG_CONFIG_PATH CMAKE_PREFIX_PATH 
 while read -r var; do unset "$var"; done < <(compgen -e | grep '^FOTP_' || true)
 
 step "build once: the C library and the fotp command (sandbox)"
-# build.rs touched (not changed) so that the header generation runs in this build.
-touch "$ROOT/build.rs"
+build_json="$WORK/build.json"
+cargo build --release -p fotp-capi -p fotp-cli --message-format=json-render-diagnostics >"$build_json"
+
+step "layout: the header generation writes nothing into the source tree"
+# The build script that generates fotp.h, run again by hand (as cargo would after a change of
+# src/ffi) with a fresh OUT_DIR: the header lands there, nothing in the checkout changes.
+script=$(python3 -c '
+import json, sys
+for m in map(json.loads, open(sys.argv[1])):
+    if (m.get("reason") == "compiler-artifact" and m["target"]["kind"] == ["custom-build"]
+            and "#fotp@" in m["package_id"] and "capi" in m["features"]):
+        print(m["filenames"][0])
+' "$build_json")
+[ -x "$script" ] || fail "no build script of the fotp crate with the capi feature"
+mkdir -p "$WORK/out"
 stamp="$WORK/stamp"
 : >"$stamp"
 sleep 1
-cargo build --release -p fotp-capi -p fotp-cli
-
-step "layout: a build writes nothing into the source tree"
+IFS=. read -r major minor patch <<<"$VERSION"
+(cd "$ROOT" && env OUT_DIR="$WORK/out" CARGO_MANIFEST_DIR="$ROOT" CARGO_PKG_VERSION="$VERSION" \
+  CARGO_PKG_VERSION_MAJOR="$major" CARGO_PKG_VERSION_MINOR="$minor" CARGO_PKG_VERSION_PATCH="$patch" \
+  CARGO_FEATURE_CAPI=1 "$script" >"$WORK/build-script.out")
+cmp -s "$WORK/out/fotp.h" include/fotp.h || fail "the generated header differs from include/fotp.h"
 written=$(find "$ROOT" \( -path "$ROOT/.git" -o -path "$ROOT/target" -o -path "$CARGO_TARGET_DIR" \) \
   -prune -o -newer "$stamp" -type f -print)
-[ -z "$written" ] || fail "the build wrote into the source tree: $written"
+[ -z "$written" ] || fail "the build script wrote into the source tree: $written"
 
 step "layout: capi/ is an artifact crate (cdylib + staticlib only)"
 cargo metadata --format-version 1 --no-deps | python3 -c '
@@ -74,7 +92,7 @@ assert "capi" not in pkgs["fotp"]["features"]["default"], "capi is a default fea
 '
 
 step "layout: the Rust crate by default compiles no cbindgen and exports no C function"
-if cargo tree -p fotp -e normal,build --prefix none | grep -q '^cbindgen '; then
+if cargo tree -p fotp -e normal,build --prefix none | contains '^cbindgen '; then
   fail "the fotp crate depends on cbindgen without the capi feature"
 fi
 rlib=$(cargo build --release -p fotp --lib --message-format=json | python3 -c '
@@ -85,7 +103,7 @@ for m in map(json.loads, sys.stdin):
 ')
 [ -f "$rlib" ] || fail "no rlib of the fotp crate"
 # An exported C name would clash when two fotp versions are linked into one Rust program.
-if nm --defined-only "$rlib" 2>/dev/null | grep -qE ' T fotp_(client_new|verify|error_free)$'; then
+if nm --defined-only "$rlib" 2>/dev/null | contains -E ' T fotp_(client_new|verify|error_free)$'; then
   fail "$rlib exports C symbols without the capi feature"
 fi
 
@@ -152,7 +170,7 @@ for f in "lib/libfotp.so.$VERSION" lib/libfotp.so.0 lib/libfotp.so lib/libfotp.a
 done
 [ "$(readlink "$LIB/libfotp.so")" = libfotp.so.0 ] || fail "libfotp.so does not link to libfotp.so.0"
 [ "$(readlink "$LIB/libfotp.so.0")" = "libfotp.so.$VERSION" ] || fail "libfotp.so.0 does not link to libfotp.so.$VERSION"
-readelf -d "$LIB/libfotp.so.$VERSION" | grep -q 'SONAME.*\[libfotp\.so\.0\]' || fail "no SONAME libfotp.so.0"
+readelf -d "$LIB/libfotp.so.$VERSION" | contains 'SONAME.*\[libfotp\.so\.0\]' || fail "no SONAME libfotp.so.0"
 readelf -d "$LIB/libfotp.so.$VERSION" | grep 'SONAME'
 
 step "sizes as installed (targets: libfotp.a <= 12 MB, libfotp.so <= 4 MB)"
@@ -173,7 +191,7 @@ export PKG_CONFIG_PATH="$LIB/pkgconfig"
 # shellcheck disable=SC2046 # word splitting of pkg-config output is intended
 gcc -std=c99 -Wall -Wextra -Werror -pedantic quickstart.c $(pkg-config --cflags --libs fotp) \
   -Wl,-rpath,"$LIB" -o qs_pc_shared
-ldd qs_pc_shared | grep -q "libfotp.so.0 => $LIB/libfotp.so.0" || fail "qs_pc_shared: not linked to the installed libfotp.so.0"
+ldd qs_pc_shared | contains "libfotp.so.0 => $LIB/libfotp.so.0" || fail "qs_pc_shared: not linked to the installed libfotp.so.0"
 against_sandbox "C (pkg-config, shared)" "$C_SUCCESS" ./qs_pc_shared 2 30
 
 step "C: pkg-config, static"
@@ -181,7 +199,7 @@ step "C: pkg-config, static"
 gcc -std=c99 -Wall -Wextra -Werror -pedantic quickstart.c $(pkg-config --cflags fotp) \
   "$(pkg-config --variable=libdir fotp)/libfotp.a" \
   $(pkg-config --static --libs-only-l fotp | sed 's/-lfotp//') -o qs_pc_static
-if ldd qs_pc_static | grep -q libfotp; then fail "qs_pc_static needs libfotp.so"; fi
+if ldd qs_pc_static | contains libfotp; then fail "qs_pc_static needs libfotp.so"; fi
 against_sandbox "C (pkg-config, static)" "$C_SUCCESS" ./qs_pc_static 2 30
 
 step "C++17 wrapper: g++ -std=c++17 -Wall -Wextra -Werror with pkg-config"
@@ -207,8 +225,8 @@ target_link_libraries(qs_cpp PRIVATE fotp::fotp)
 EOF
 cmake -S . -B build -DCMAKE_PREFIX_PATH="$PREFIX" -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j 2 >/dev/null
-ldd build/qs_shared | grep -q "libfotp.so.0 => $LIB/libfotp.so.0" || fail "CMake qs_shared: not linked to the installed libfotp.so.0"
-if ldd build/qs_static | grep -q libfotp; then fail "CMake qs_static needs libfotp.so"; fi
+ldd build/qs_shared | contains "libfotp.so.0 => $LIB/libfotp.so.0" || fail "CMake qs_shared: not linked to the installed libfotp.so.0"
+if ldd build/qs_static | contains libfotp; then fail "CMake qs_static needs libfotp.so"; fi
 against_sandbox "C (CMake, shared)" "$C_SUCCESS" build/qs_shared 2 30
 against_sandbox "C (CMake, static)" "$C_SUCCESS" build/qs_static 2 30
 against_sandbox "C++ (CMake)" "$C_SUCCESS" build/qs_cpp 2 30
@@ -245,7 +263,7 @@ wheel=$(ls "$DIST"/fotp-"$VERSION"-py3-none-manylinux_2_*_x86_64.whl) || fail "n
 echo "  $(basename "$wheel")"
 # The tag is the one the library's glibc symbol versions need (auditwheel show agrees).
 tag=$(sed -n 's/.*-\(manylinux_2_[0-9]*_x86_64\)\.whl$/\1/p' <<<"$wheel")
-"$TOOLS/bin/auditwheel" show "$wheel" 2>/dev/null | tr -d '\n' | grep -q "\"$tag\"" ||
+"$TOOLS/bin/auditwheel" show "$wheel" 2>/dev/null | tr -d '\n' | contains "\"$tag\"" ||
   fail "auditwheel show does not confirm $tag"
 "$TOOLS/bin/twine" check --strict "$DIST"/*
 python3 - "$wheel" "$DIST/fotp-$VERSION.tar.gz" <<'EOF'
@@ -280,7 +298,7 @@ print("  fotp", fotp.__version__, "from", path)
 step "Python: fresh venv, pip install --no-index --find-links dist/ fotp (the wheel)"
 python3 -m venv "$WORK/venv-wheel"
 "$WORK/venv-wheel/bin/pip" install --quiet --no-index --find-links "$DIST" fotp
-"$WORK/venv-wheel/bin/pip" show fotp 2>/dev/null | grep -q "^Version: $VERSION$" || fail "the wheel venv has no fotp $VERSION"
+"$WORK/venv-wheel/bin/pip" show fotp 2>/dev/null | contains "^Version: $VERSION$" || fail "the wheel venv has no fotp $VERSION"
 py_check_install "$WORK/venv-wheel"
 (cd "$PY_APP" && against_sandbox "Python (wheel)" "$PY_SUCCESS" "$WORK/venv-wheel/bin/python" pull.py --timeout 30)
 
@@ -352,7 +370,7 @@ func main() {
 }
 EOF
 go build -o app .
-if ldd app | grep -q libfotp; then fail "the Go program needs libfotp.so"; fi
+if ldd app | contains libfotp; then fail "the Go program needs libfotp.so"; fi
 against_sandbox "Go (go get, static)" "$C_SUCCESS" ./app
 
 step "Go: CGO_ENABLED=0 fails with the message"
@@ -365,11 +383,11 @@ head -n 2 "$WORK/nocgo.log" | sed 's/^/  | /'
 
 step "Go: linux/arm64 build (not run)"
 GOOS=linux GOARCH=arm64 CGO_ENABLED=1 CC=aarch64-linux-gnu-gcc go build -o app-arm64 .
-readelf -h app-arm64 | grep -q 'Machine:.*AArch64' || fail "app-arm64 is not an AArch64 program"
+readelf -h app-arm64 | contains 'Machine:.*AArch64' || fail "app-arm64 is not an AArch64 program"
 
 step "Go: -tags fotp_system links the installed libfotp through pkg-config"
 PKG_CONFIG_PATH="$LIB/pkgconfig" CGO_LDFLAGS="-Wl,-rpath,$LIB" go build -tags fotp_system -o app-system .
-ldd app-system | grep -q "libfotp.so.0 => $LIB/libfotp.so.0" || fail "app-system: not linked to the installed libfotp.so.0"
+ldd app-system | contains "libfotp.so.0 => $LIB/libfotp.so.0" || fail "app-system: not linked to the installed libfotp.so.0"
 against_sandbox "Go (fotp_system)" "$C_SUCCESS" ./app-system
 cd "$ROOT"
 

@@ -13,7 +13,7 @@ cleanup() {
 trap cleanup EXIT
 while read -r var; do unset "$var"; done < <(compgen -e | grep '^FOTP_' || true)
 
-cargo build --release -p fotp -p fotp-cli --example pull --example push_tracker
+cargo build --release -p fotp -p fotp-cli --features fotp/capi --example pull --example push_tracker
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 CB_PORT=$(free_port)
 

@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-cargo build --release -p fotp
+cargo build --release -p fotp-capi   # the C library (capi/ turns on the C ABI of the fotp crate)
 work=$(mktemp -d)
 sandbox_pid=
 cleanup() {
@@ -15,7 +15,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cargo build --release -p fotp-cli
+cargo build --release -p fotp-cli -p fotp-capi   # with capi: the same build of fotp as the workspace
 # Plenty of live sessions: the stress run opens tens of thousands.
 ./target/release/fotp sandbox --addr 127.0.0.1:0 --max-sessions 1000000 -q >"$work/sandbox.out" &
 sandbox_pid=$!

@@ -32,7 +32,7 @@ done
 export FOTP_REQUIRE_REDIS=1 FOTP_REQUIRE_SANDBOX=1
 
 step "build (library, and the fotp command for the sandbox)"
-cargo build --release -p fotp -p fotp-cli
+cargo build --release -p fotp-capi -p fotp-cli
 
 # scripts/test has already run the whole Rust suite (with the variables above set).
 if [ -z "${FOTP_WORKSPACE_CHECKED:-}" ]; then

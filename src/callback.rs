@@ -54,6 +54,33 @@ pub struct Callback {
 /// assert_eq!(cb.content, None);
 /// ```
 pub fn parse_callback(body: &[u8]) -> Result<Callback> {
+    let r = parse(body);
+    if let Err(e) = &r {
+        if crate::logging::enabled(log::Level::Info, crate::logging::CALLBACK) {
+            // The parser's own words can quote the body: the reason says what was wrong only.
+            let reason = if e.message().starts_with("invalid callback body: ")
+                && !e.message().contains("UTF-8")
+            {
+                "invalid callback body: not a JSON object of string or integer fields"
+            } else {
+                e.message()
+            };
+            crate::logging::emit(
+                log::Level::Info,
+                crate::logging::CALLBACK,
+                &[
+                    ("event", "refused".into()),
+                    ("reason", reason.into()),
+                    ("bytes", body.len().into()),
+                ],
+                format_args!("callback refused: {reason}"),
+            );
+        }
+    }
+    r
+}
+
+fn parse(body: &[u8]) -> Result<Callback> {
     if body.len() > MAX_CALLBACK_BYTES {
         return Err(Error::decode(format!(
             "callback body is {} bytes, over the limit of {MAX_CALLBACK_BYTES}",

@@ -59,7 +59,12 @@ struct Inner {
     /// Bound on a whole call; `None`: only the per-attempt limits.
     call_timeout: Option<Duration>,
     cancel: Option<CancelToken>,
+    /// Names this client (and the clients derived from it) in log events.
+    log_id: u64,
 }
+
+/// The source of [`Client::log_id`]s.
+static NEXT_LOG_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// The connection pool, rebuilt in a forked child: a child never uses its parent's sockets.
 struct Pool {
@@ -255,6 +260,7 @@ impl Client {
                 call_timeout: config.call_timeout,
                 config,
                 cancel: None,
+                log_id: NEXT_LOG_ID.fetch_add(1, Ordering::Relaxed),
             }),
         })
     }
@@ -278,6 +284,7 @@ impl Client {
                 config: self.inner.config.clone(),
                 call_timeout,
                 cancel,
+                log_id: self.inner.log_id,
             }),
         }
     }
@@ -297,6 +304,12 @@ impl Client {
     /// (even when blocked on the network), and a verify not sent yet is never sent.
     pub fn with_cancel(&self, cancel: &CancelToken) -> Client {
         self.derive(self.inner.call_timeout, Some(cancel.clone()))
+    }
+
+    /// The number naming this client in log events (the `client` field, see [`crate::logging`]);
+    /// clients made by [`Client::with_timeout`] and [`Client::with_cancel`] share it.
+    pub fn log_id(&self) -> u64 {
+        self.inner.log_id
     }
 
     /// True when this client's cancel token was cancelled.
@@ -432,6 +445,20 @@ impl Client {
                 }
                 _ => interval,
             };
+            if crate::logging::enabled(log::Level::Debug, crate::logging::HTTP) {
+                let poll_in = crate::logging::ms(pause);
+                crate::logging::emit(
+                    log::Level::Debug,
+                    crate::logging::HTTP,
+                    &[
+                        ("client", self.inner.log_id.into()),
+                        ("op", "wait".into()),
+                        ("ft_token", ft_token.into()),
+                        ("poll_in_ms", poll_in.into()),
+                    ],
+                    format_args!("wait {ft_token}: still processing, next poll in {poll_in} ms"),
+                );
+            }
             if self.pause(pause) {
                 return Err(cancelled_error());
             }
@@ -467,12 +494,21 @@ impl Client {
             if budget.expired() {
                 return Err(budget.error());
             }
+            let started = Instant::now();
             let outcome = self.attempt(&agent, uri, body, budget);
+            let log = |retry_in: Option<Duration>| {
+                if crate::logging::enabled(log::Level::Info, crate::logging::HTTP) {
+                    self.log_attempt(uri, attempt, &outcome, started.elapsed(), retry_in);
+                }
+            };
             let retryable = match &outcome {
                 Ok((status, _, _)) => {
                     matches!(idempotency, Idempotency::Idempotent) && is_transient_status(*status)
                 }
-                Err(_) if self.cancelled() => return Err(cancelled_error()),
+                Err(_) if self.cancelled() => {
+                    log(None);
+                    return Err(cancelled_error());
+                }
                 Err(f) => {
                     is_transient(&f.error)
                         && match idempotency {
@@ -482,6 +518,7 @@ impl Client {
                 }
             };
             if !retryable || attempt >= cfg.retries {
+                log(None);
                 return outcome.map(|(s, b, _)| (s, b)).map_err(Failure::into_error);
             }
             // Retry-After is honoured up to one attempt's time limit, never past the call bound.
@@ -490,13 +527,69 @@ impl Client {
                 .map(|ra| ra.min(cfg.timeout))
                 .unwrap_or_else(|| backoff(attempt));
             if budget.left().is_some_and(|left| pause >= left) {
+                log(None);
                 return outcome.map(|(s, b, _)| (s, b)).map_err(Failure::into_error);
             }
+            log(Some(pause));
             if self.pause(pause) {
                 return Err(cancelled_error());
             }
             attempt += 1;
         }
+    }
+
+    /// The `fotp::http` event of one attempt (see [`crate::logging`]).
+    fn log_attempt(
+        &self,
+        uri: &Uri,
+        attempt: u32,
+        outcome: &std::result::Result<(u16, Vec<u8>, Option<Duration>), Failure>,
+        elapsed: Duration,
+        retry_in: Option<Duration>,
+    ) {
+        use crate::logging::{emit, ms, HTTP};
+        use log::kv::Value;
+        let op = if *uri == self.inner.verify_uri {
+            "verify"
+        } else {
+            "query"
+        };
+        let path = uri.path();
+        let n = attempt.saturating_add(1);
+        let elapsed_ms = ms(elapsed);
+        let retry = retry_in.map(ms);
+        let then = match retry {
+            Some(p) => format!("; retrying in {p} ms"),
+            None => String::new(),
+        };
+        let mut fields: Vec<(&str, Value<'_>)> = vec![
+            ("client", Value::from(self.inner.log_id)),
+            ("op", Value::from(op)),
+            ("method", Value::from("POST")),
+            ("path", Value::from(path)),
+            ("attempt", Value::from(n)),
+        ];
+        let outcome_text = match outcome {
+            Ok((status, _, _)) => {
+                fields.push(("status", Value::from(*status)));
+                format!("HTTP {status}")
+            }
+            Err(f) => {
+                let kind = f.error.kind().as_str();
+                fields.push(("error_kind", Value::from(kind)));
+                format!("{kind} error: {}", f.error.message())
+            }
+        };
+        fields.push(("elapsed_ms", Value::from(elapsed_ms)));
+        if let Some(p) = retry {
+            fields.push(("retry_in_ms", Value::from(p)));
+        }
+        emit(
+            log::Level::Info,
+            HTTP,
+            &fields,
+            format_args!("{op} POST {path} attempt {n}: {outcome_text} in {elapsed_ms} ms{then}"),
+        );
     }
 
     fn attempt(

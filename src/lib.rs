@@ -110,6 +110,7 @@ mod cancel;
 mod client;
 mod config;
 mod error;
+pub mod logging;
 mod sign;
 mod tracker;
 mod transport;

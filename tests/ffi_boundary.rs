@@ -64,6 +64,10 @@ const CONTRACT: &[&str] = &[
     "fotp_callback_fields",
     "fotp_query_result_fields",
     "fotp_verification_fields",
+    "fotp_set_logger",
+    "fotp_set_logger_fields",
+    "fotp_set_log_level",
+    "fotp_client_log_id",
 ];
 
 /// Rust source with comments and string/char literal contents blanked, so that text in them
@@ -129,6 +133,10 @@ fn extern_fns(src: &str) -> Vec<Exported> {
             .chars()
             .take_while(|c| c.is_alphanumeric() || *c == '_')
             .collect();
+        // `extern "C" fn(...)` with no name is a function pointer type (a callback), not an item.
+        if name.is_empty() {
+            continue;
+        }
         let body = t.find('{').map_or("", |b| &t[b + 1..]);
         found.push(Exported {
             name,

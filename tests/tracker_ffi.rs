@@ -402,6 +402,33 @@ fn null_and_bad_arguments() {
         assert_eq!(kind, FOTP_ERROR_CONFIG, "{message}");
         assert_eq!(out, sentinel());
 
+        // The URL names the deployment: the same function opens a cluster or a Sentinel
+        // primary (both unreachable here: a network error, so the URL was understood).
+        for url in [
+            c"redis+cluster://127.0.0.1:1,127.0.0.1:2",
+            c"redis+sentinel://127.0.0.1:1,127.0.0.1:2/orders",
+        ] {
+            let (kind, message) = take(fotp_tracker_new_redis(url.as_ptr(), null(), &mut out));
+            assert_eq!(kind, FOTP_ERROR_NETWORK, "{url:?}: {message}");
+        }
+        let (kind, message) = take(fotp_tracker_new_redis(
+            c"redis+cluster://u:hunter2@127.0.0.1".as_ptr(),
+            null(),
+            &mut out,
+        ));
+        assert_eq!(kind, FOTP_ERROR_CONFIG, "{message}");
+        assert!(
+            message.contains("host:port") && !message.contains("hunter2"),
+            "{message}"
+        );
+        let (kind, message) = take(fotp_tracker_new_redis(
+            c"redis+cluster://127.0.0.1:1".as_ptr(),
+            c"a{b}".as_ptr(),
+            &mut out,
+        ));
+        assert_eq!(kind, FOTP_ERROR_INVALID_ARGUMENT, "{message}");
+        assert_eq!(out, sentinel());
+
         // Getters and frees given NULL.
         assert!(fotp_match_ft_token(null()).is_null());
         assert!(!fotp_match_is_duplicate(null()));

@@ -11,14 +11,14 @@
 mod support;
 mod tracker_support;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use fotp::{Status, Tracker};
-use tracker_support::Redis;
+use tracker_support::{line_with, lines_of, Redis};
 
 const NS: &str = "sandbox-e2e";
 const MOBILE: &str = "8613800000000";
@@ -30,35 +30,6 @@ impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
-    }
-}
-
-/// Sends every stdout line of a child to a channel (and so keeps its pipe drained).
-fn lines_of(out: ChildStdout) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
-
-/// What follows `prefix` in the first line holding it (libtest may print "test ... " before).
-fn line_with(rx: &mpsc::Receiver<String>, prefix: &str, limit: Duration) -> String {
-    let deadline = Instant::now() + limit;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(l) => {
-                if let Some(i) = l.find(prefix) {
-                    return l[i + prefix.len()..].to_owned();
-                }
-            }
-            Err(e) => panic!("no line with {prefix:?}: {e}"),
-        }
     }
 }
 

@@ -1,7 +1,8 @@
 /*
  * The C side of the benchmarks (driven by bench/driver.py).
  *
- *   fotp-bench-c cases BASE_URL   reads `CASE N` lines (c-verify, c-query, c-parse) and answers
+ *   fotp-bench-c cases BASE_URL   reads `CASE N` lines (c-verify, c-verify-logged, c-query,
+ *                                 c-parse) and answers
  *                                 `ok <elapsed ns>` or `error <message>`
  *
  * Links libfotp.so as a C user would (-lfotp). Credentials: the sandbox's defaults.
@@ -26,6 +27,14 @@ static void die(const char *what, fotp_error *e) {
     exit(1);
 }
 
+/* The logger of c-verify-logged: what a cheap real logger does, touch every byte once. */
+static unsigned long long logged_bytes;
+static void count_event(void *user, int level, const char *target, const char *message) {
+    (void)user;
+    (void)level;
+    logged_bytes += strlen(target) + strlen(message);
+}
+
 static char callback[65536];
 static size_t callback_len;
 
@@ -38,6 +47,14 @@ static const char *op(const fotp_client *client, const char *c) {
         int ok = !strcmp(fotp_verification_code(v), "3872");
         fotp_verification_free(v);
         return ok ? NULL : "unexpected verify code";
+    }
+    if (!strcmp(c, "c-verify-logged")) {
+        /* verify with a logger at info: one event per call, formatted and delivered. */
+        if ((e = fotp_set_logger(FOTP_LOG_INFO, count_event, NULL)) != NULL) goto fail;
+        unsigned long long before = logged_bytes;
+        const char *r = op(client, "c-verify");
+        if ((e = fotp_set_logger(FOTP_LOG_OFF, NULL, NULL)) != NULL) goto fail;
+        return r ? r : logged_bytes > before ? NULL : "no event was logged";
     }
     if (!strcmp(c, "c-query")) {
         fotp_query_result *r = NULL;

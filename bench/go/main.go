@@ -28,7 +28,7 @@ import (
 	"sync"
 	"time"
 
-	fotp "github.com/fotp-sdk/fotp/bindings/go"
+	fotp "github.com/fotp-sdk/fotp-go/fotp"
 )
 
 const (

@@ -193,6 +193,7 @@ func callbackHandler(process func(r *http.Request, ccb *C.fotp_callback, cb *Cal
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
 			w.Header().Set("Allow", http.MethodPost)
+			logRefusal("method " + r.Method + ": callbacks are POSTed")
 			http.Error(w, "method not allowed: callbacks are POSTed", http.StatusMethodNotAllowed)
 			return
 		}
@@ -200,11 +201,13 @@ func callbackHandler(process func(r *http.Request, ccb *C.fotp_callback, cb *Cal
 		var tooLarge *http.MaxBytesError
 		switch {
 		case errors.As(err, &tooLarge):
+			logRefusal("the body is over the limit")
 			http.Error(w, fmt.Sprintf("the callback body is over the limit of %d bytes", MaxCallbackBytes),
 				http.StatusRequestEntityTooLarge)
 			return
 		case err != nil:
 			// The connection failed, not the callback: 5xx, so the platform delivers it again.
+			logRefusal("the body could not be read: " + err.Error())
 			http.Error(w, "the callback body could not be read", http.StatusInternalServerError)
 			return
 		}

@@ -9,6 +9,7 @@ import "C"
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"math"
 	"net/url"
 	"runtime"
@@ -60,6 +61,9 @@ type Config struct {
 	// http:// or https:// URL, credentials allowed; NoProxy for none at all. "" = the
 	// environment (HTTPS_PROXY, HTTP_PROXY, NO_PROXY; never for a loopback base URL).
 	Proxy string
+	// Logger receives this client's events (each HTTP attempt, retries and pauses, tracker
+	// settlements) as records with attributes; nil = silent. See log.go.
+	Logger *slog.Logger
 }
 
 // NoProxy as Config.Proxy sends every request directly, whatever the environment says.
@@ -107,7 +111,11 @@ func NewClient(cfg Config) (*Client, error) {
 	if err := applyConfig(cc, cfg); err != nil {
 		return nil, err
 	}
-	return newClient(cc)
+	c, err := newClient(cc)
+	if err == nil {
+		registerLogger(uint64(C.fotp_client_log_id(c.ptr)), cfg.Logger)
+	}
+	return c, err
 }
 
 // NewClientFromEnv builds a client from the FOTP_* environment variables (FOTP_BASE_URL,
@@ -255,7 +263,10 @@ func (c *Client) Close() error {
 	return nil
 }
 
-func freeClient(p *C.fotp_client) { C.fotp_client_free(p) }
+func freeClient(p *C.fotp_client) {
+	unregisterLogger(uint64(C.fotp_client_log_id(p)))
+	C.fotp_client_free(p)
+}
 
 func (c *Client) acquire() (*C.fotp_client, error) {
 	if c == nil {

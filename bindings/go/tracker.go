@@ -61,8 +61,11 @@ func NewMemoryTracker() (*Tracker, error) {
 }
 
 // NewRedisTracker returns a tracker whose codes live in Redis, shared by every process using
-// the same server and namespace ns ("" means "fotp"). url is
-// redis://[user:password@]host[:port][/db]; Redis 6.2 or later, not Cluster.
+// the same deployment and namespace ns ("" means "fotp"); Redis 6.2 or later. url names the
+// deployment: redis://[user:password@]host[:port][/db] (one server),
+// redis+cluster://[user:password@]host:port[,host:port]... (Redis Cluster seed nodes) or
+// redis+sentinel://[user:password@]host:port[,host:port]...[/service] (the primary the
+// Sentinels name service, default mymaster). On a cluster ns must not contain braces.
 //
 // It connects once to check the server: a URL that does not parse or credentials the server
 // refuses are KindConfig errors, an unreachable server KindNetwork, a bad namespace (1-64

@@ -1,6 +1,7 @@
 //! `fotp`: the Flash OTP command line (CONTRACT.md section 6).
 
 mod demo;
+mod logging;
 mod output;
 
 use std::io::{IsTerminal, Read, Write};
@@ -56,6 +57,10 @@ struct Global {
         conflicts_with = "app_secret"
     )]
     app_secret_file: Option<PathBuf>,
+    /// Print what the SDK does on stderr: -v each request, retry and pause; -vv also the
+    /// details (wait polls, code reservations) [env: FOTP_LOG=off|error|warn|info|debug|trace]
+    #[arg(short = 'v', long = "verbose", global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
 }
 
 #[derive(Subcommand, Debug)]
@@ -194,6 +199,14 @@ fn main() -> ExitCode {
             e.exit();
         }
     };
+    let env_level = std::env::var("FOTP_LOG").ok();
+    match logging::level(cli.global.verbose, env_level.as_deref()) {
+        Ok(level) => logging::install(level),
+        Err(msg) => {
+            print_error(&Error::new(ErrorKind::InvalidArgument, msg), json_requested);
+            return ExitCode::from(2);
+        }
+    }
     match run(cli) {
         Ok(code) => code,
         Err((e, json)) => {

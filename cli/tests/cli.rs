@@ -468,6 +468,13 @@ fn sandbox_binary_prints_its_settings_first_and_stops_on_sigterm() {
     assert_eq!(status.code(), Some(0), "clean exit on SIGTERM");
     let log: Vec<String> = lines.map_while(Result::ok).collect();
     assert!(log.iter().any(|l| l.contains("verify ftId=5")), "{log:?}");
+    // One line per request served: method, path, status, time.
+    for served in [
+        "POST /flash/opt/verify -> 200 in ",
+        "GET /flash/opt/redirect/",
+    ] {
+        assert!(log.iter().any(|l| l.contains(served)), "{served}: {log:?}");
+    }
     assert!(
         !log.iter().any(|l| l.contains("s3cr3t-value")),
         "the secret is never logged: {log:?}"

@@ -113,3 +113,80 @@ fn huge_retry_after_is_no_crash() {
     // The pause is capped at one attempt's limit (FOTP_TIMEOUT_MS=2000).
     assert!(took < Duration::from_secs(6), "{took:?}");
 }
+
+/// `fotp -v` / `FOTP_LOG`: the attempts of a query retried after a 503 with `Retry-After: 1`,
+/// on stderr; no secret, signature or code.
+#[test]
+fn verbose_prints_each_attempt_and_the_pause_on_stderr() {
+    let answer = |n| {
+        if n % 2 == 0 {
+            (503, "retry-after: 1\r\n", "busy")
+        } else {
+            (
+                200,
+                "",
+                r#"{"code":"000000","success":true,"message":"ok","data":{"status":"2","mobile":"6285273203675","code":"5777"}}"#,
+            )
+        }
+    };
+    let (url, _) = serve(answer);
+    let run = |verbose: Option<&str>, env: Option<&str>| {
+        let mut c = Command::new(BIN);
+        c.env_clear()
+            .env("FOTP_BASE_URL", &url)
+            .env("FOTP_APP_ID", "a")
+            .env("FOTP_APP_SECRET", "cli-logging-secret")
+            .args(verbose)
+            .args(["query", TOKEN])
+            .stdin(Stdio::null());
+        if let Some(level) = env {
+            c.env("FOTP_LOG", level);
+        }
+        let out = c.output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        (
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    for (flag, env) in [
+        (Some("-v"), None),
+        (Some("-vv"), None),
+        (None, Some("debug")),
+    ] {
+        let (stdout, stderr) = run(flag, env);
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert_eq!(lines.len(), 2, "{flag:?} {env:?}: {stderr}");
+        assert!(
+            lines[0].starts_with(
+                "fotp: info fotp::http: query POST /flash/opt/query attempt 1: HTTP 503 in "
+            ) && lines[0].ends_with(" ms; retrying in 1000 ms"),
+            "{stderr}"
+        );
+        assert!(
+            lines[1].starts_with(
+                "fotp: info fotp::http: query POST /flash/opt/query attempt 2: HTTP 200 in "
+            ),
+            "{stderr}"
+        );
+        for secret in ["cli-logging-secret", "5777", "6285273203675"] {
+            assert!(!stderr.contains(secret), "{secret} in {stderr}");
+        }
+        assert!(
+            !stdout.contains("fotp::http"),
+            "events only on stderr: {stdout}"
+        );
+    }
+    // Quiet without them; FOTP_LOG=warn hides the info events.
+    assert_eq!(run(None, None).1, "");
+    assert_eq!(run(None, Some("warn")).1, "");
+    // A bad level is a usage error naming the variable.
+    let out = Command::new(BIN)
+        .env_clear()
+        .env("FOTP_LOG", "loud")
+        .args(["query", TOKEN])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("FOTP_LOG is \"loud\""));
+}

@@ -22,12 +22,14 @@ use crate::error::{Error, ErrorKind};
 mod client;
 mod config;
 mod error;
+mod log;
 mod objects;
 mod tracker;
 
 pub use client::*;
 pub use config::*;
 pub use error::*;
+pub use log::*;
 pub use objects::*;
 pub use tracker::*;
 
@@ -80,6 +82,7 @@ panic_default! {
     () => (),
     bool => false,
     u16 => 0,
+    u64 => 0,
     std::ffi::c_int => 0,
     usize => 0,
     fotp_status => fotp_status::Unknown,

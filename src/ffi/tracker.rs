@@ -84,11 +84,15 @@ pub extern "C" fn fotp_tracker_new_memory() -> *mut fotp_tracker {
     })
 }
 
-/// A new tracker whose codes live in Redis, shared by every process using the same server and
-/// namespace (app instances behind a load balancer). Needs Redis 6.2 or later, not Cluster.
+/// A new tracker whose codes live in Redis, shared by every process using the same deployment
+/// and namespace (app instances behind a load balancer). Needs Redis 6.2 or later.
 ///
-/// `url` is `redis://[user:password@]host[:port][/db]`; `ns` is the key namespace (1-64 visible
-/// ASCII characters), or NULL for "fotp". Every key starts with `ns` and a colon, and has a
+/// `url` names the deployment: `redis://[user:password@]host[:port][/db]` (one server),
+/// `redis+cluster://[user:password@]host:port[,host:port]...` (Redis Cluster seed nodes) or
+/// `redis+sentinel://[user:password@]host:port[,host:port]...[/service]` (the primary the
+/// Sentinels name `service`, default `mymaster`). `ns` is the key namespace (1-64 visible ASCII
+/// characters, no braces on a cluster), or NULL for "fotp". Every key starts with `ns` and a
+/// colon (`{ns}` and a colon on a cluster), and has a
 /// TTL of the verification's validity plus a grace period. Connects once to check the server:
 /// a URL that does not parse, or credentials the server refuses, is FOTP_ERROR_CONFIG (also
 /// when the library was built without Redis support); an unreachable server

@@ -8,10 +8,14 @@ use std::time::{Duration, Instant};
 use crate::callback::Callback;
 use crate::client::Client;
 use crate::error::{Error, ErrorKind, Result};
+use crate::logging;
 use crate::validate;
 use crate::wire::{QueryResult, Status, Verification, VerifyRequest};
+use log::Level;
 
 mod memory;
+#[cfg(feature = "redis")]
+mod redis_deploy;
 #[cfg(feature = "redis")]
 mod redis_store;
 
@@ -324,6 +328,18 @@ impl Tracker {
             ));
         }
         self.bind(&reservation, &v.ft_token)?;
+        if logging::enabled(Level::Info, logging::TRACKER) {
+            logging::emit(
+                Level::Info,
+                logging::TRACKER,
+                &[
+                    ("client", client.log_id().into()),
+                    ("event", "bound".into()),
+                    ("ft_token", v.ft_token.as_str().into()),
+                ],
+                format_args!("verification {} bound to its reserved code", v.ft_token),
+            );
+        }
         Ok(v)
     }
 
@@ -344,8 +360,24 @@ impl Tracker {
         let limit = code_space(len) / 2;
         for _ in 0..ROUNDS {
             let candidates = random_codes(len, CANDIDATES)?;
-            match self.store.reserve(&candidates, &ticket, limit, ttl)? {
+            match logged(
+                "reserve",
+                self.store.reserve(&candidates, &ticket, limit, ttl),
+            )? {
                 Reserve::Reserved(i) => {
+                    if logging::enabled(Level::Debug, logging::TRACKER) {
+                        let ttl_ms = logging::ms(ttl);
+                        logging::emit(
+                            Level::Debug,
+                            logging::TRACKER,
+                            &[
+                                ("event", "reserved".into()),
+                                ("code_length", len.into()),
+                                ("ttl_ms", ttl_ms.into()),
+                            ],
+                            format_args!("reserved a {len}-digit code for {ttl_ms} ms"),
+                        );
+                    }
                     let code = candidates.into_iter().nth(i).ok_or_else(|| {
                         Error::new(
                             ErrorKind::Internal,
@@ -372,10 +404,11 @@ impl Tracker {
     /// verification's callbacks cannot be matched by this tracker.
     pub fn bind(&self, reservation: &Reservation, ft_token: &str) -> Result<()> {
         validate::ft_token(ft_token)?;
-        if self
-            .store
-            .bind(&reservation.code, &reservation.ticket, ft_token)?
-        {
+        if logged(
+            "bind",
+            self.store
+                .bind(&reservation.code, &reservation.ticket, ft_token),
+        )? {
             Ok(())
         } else {
             // Timeout: the reservation's time ran out; retrying bind cannot help, a new
@@ -390,7 +423,10 @@ impl Tracker {
 
     /// Frees a reservation that was not bound (verify failed).
     pub fn release(&self, reservation: &Reservation) -> Result<()> {
-        self.store.release(&reservation.code, &reservation.ticket)
+        logged(
+            "release",
+            self.store.release(&reservation.code, &reservation.ticket),
+        )
     }
 
     /// Finds the live verification a callback belongs to, by its code, without asking the
@@ -408,7 +444,7 @@ impl Tracker {
         if validate::code(&cb.code).is_err() {
             return Ok(None);
         }
-        self.store.claim(&cb.code)
+        logged("claim", self.store.claim(&cb.code))
     }
 
     /// The safe way to handle a callback: finds the live verification holding its code, has the
@@ -421,10 +457,47 @@ impl Tracker {
     /// (nothing consumed: answer 503 so the platform delivers again). Settling wakes
     /// [`wait`](Tracker::wait) for the token in every process. Never waits for the platform.
     pub fn settle(&self, client: &Client, cb: &Callback) -> Result<Settlement> {
+        let s = self.settle_unlogged(client, cb)?;
+        if logging::enabled(Level::Info, logging::TRACKER) {
+            let (outcome, ft_token) = match &s {
+                Settlement::NoMatch => ("no_match", None),
+                Settlement::Unconfirmed => ("unconfirmed", None),
+                Settlement::First(m) => ("first", Some(m.ft_token.as_str())),
+                Settlement::Duplicate(m) => ("duplicate", Some(m.ft_token.as_str())),
+            };
+            let mobile = logging::mask_mobile(&cb.mobile);
+            let mut fields = vec![
+                ("client", client.log_id().into()),
+                ("event", "settled".into()),
+                ("outcome", outcome.into()),
+                ("mobile", mobile.as_str().into()),
+            ];
+            if let Some(t) = ft_token {
+                fields.push(("ft_token", t.into()));
+            }
+            logging::emit(
+                Level::Info,
+                logging::TRACKER,
+                &fields,
+                format_args!(
+                    "callback from {mobile} settled: {outcome}{}{}",
+                    if ft_token.is_some() {
+                        ", verification "
+                    } else {
+                        ""
+                    },
+                    ft_token.unwrap_or("")
+                ),
+            );
+        }
+        Ok(s)
+    }
+
+    fn settle_unlogged(&self, client: &Client, cb: &Callback) -> Result<Settlement> {
         if validate::code(&cb.code).is_err() {
             return Ok(Settlement::NoMatch);
         }
-        let ft_token = match self.store.lookup(&cb.code)? {
+        let ft_token = match logged("lookup", self.store.lookup(&cb.code))? {
             Lookup::Bound(t) => t,
             // verify's answer is not bound yet (the callback raced it): have it delivered again.
             Lookup::Reserved => return Ok(Settlement::Unconfirmed),
@@ -435,16 +508,18 @@ impl Tracker {
             return Ok(Settlement::Unconfirmed);
         }
         let settle_id = crate::sign::new_nonce()?;
-        Ok(match self.store.settle(&cb.code, &ft_token, &settle_id)? {
-            // The code expired (or was freed) between the lookup and now.
-            None => Settlement::NoMatch,
-            Some(true) => Settlement::First(Match {
-                ft_token,
-                duplicate: false,
-                settle_id: Some(settle_id),
-            }),
-            Some(false) => Settlement::Duplicate(Match::new(ft_token, true)),
-        })
+        Ok(
+            match logged("settle", self.store.settle(&cb.code, &ft_token, &settle_id))? {
+                // The code expired (or was freed) between the lookup and now.
+                None => Settlement::NoMatch,
+                Some(true) => Settlement::First(Match {
+                    ft_token,
+                    duplicate: false,
+                    settle_id: Some(settle_id),
+                }),
+                Some(false) => Settlement::Duplicate(Match::new(ft_token, true)),
+            },
+        )
     }
 
     /// Undoes a [`Settlement::First`] whose handling failed, so that the next delivery of the
@@ -452,7 +527,21 @@ impl Tracker {
     /// an unsettled match (only the settlement's own first match can undo it).
     pub fn unsettle(&self, m: &Match) -> Result<()> {
         match (&m.settle_id, m.duplicate) {
-            (Some(id), false) => self.store.unsettle(&m.ft_token, id),
+            (Some(id), false) => {
+                logged("unsettle", self.store.unsettle(&m.ft_token, id))?;
+                if logging::enabled(Level::Debug, logging::TRACKER) {
+                    logging::emit(
+                        Level::Debug,
+                        logging::TRACKER,
+                        &[
+                            ("event", "unsettled".into()),
+                            ("ft_token", m.ft_token.as_str().into()),
+                        ],
+                        format_args!("settlement of {} undone", m.ft_token),
+                    );
+                }
+                Ok(())
+            }
             _ => Ok(()),
         }
     }
@@ -491,9 +580,29 @@ impl Tracker {
             let slice = left.min(self.poll_interval);
             let slice_end = deadline_after(slice);
             if !matched {
+                // Not `logged`: one fallback_to_polling event per wait, not a warning per poll.
                 match self.store.wait_matched_unless(ft_token, slice, &stop) {
                     Ok(m) => matched = m,
                     Err(e) => {
+                        if store_failure.is_none()
+                            && logging::enabled(Level::Warn, logging::TRACKER)
+                        {
+                            logging::emit(
+                                Level::Warn,
+                                logging::TRACKER,
+                                &[
+                                    ("client", client.log_id().into()),
+                                    ("event", "fallback_to_polling".into()),
+                                    ("ft_token", ft_token.into()),
+                                    ("error", e.message().into()),
+                                ],
+                                format_args!(
+                                    "wait {ft_token}: the store failed, polling the platform \
+                                     only: {}",
+                                    e.message()
+                                ),
+                            );
+                        }
                         // Without the store's wake-up, the poll below still finds the result.
                         store_failure = Some(e);
                         if let Some(rest) = remaining(slice_end) {
@@ -522,6 +631,25 @@ impl Tracker {
 }
 
 /// Now plus `timeout`, or a century ahead for a timeout too long to add.
+/// A store operation's result, logging its failure (`store_failure`, see [`crate::logging`]).
+fn logged<T>(op: &'static str, r: Result<T>) -> Result<T> {
+    if let Err(e) = &r {
+        if logging::enabled(Level::Warn, logging::TRACKER) {
+            logging::emit(
+                Level::Warn,
+                logging::TRACKER,
+                &[
+                    ("event", "store_failure".into()),
+                    ("op", op.into()),
+                    ("error", e.message().into()),
+                ],
+                format_args!("the tracker's store failed ({op}): {}", e.message()),
+            );
+        }
+    }
+    r
+}
+
 pub(crate) fn deadline_after(timeout: Duration) -> Instant {
     let now = Instant::now();
     now.checked_add(timeout)

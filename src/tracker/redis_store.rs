@@ -1,17 +1,20 @@
 //! The Redis store: many processes behind a load balancer share one tracker.
 //!
-//! Keys, all under `{namespace}:` and each with a TTL, so nothing outlives its session:
+//! Keys, all under `{namespace}:` (`{{namespace}}:` on Redis Cluster: a hash tag, so that every
+//! script touches one slot; see [`redis_deploy`](super::redis_deploy)) and each with a TTL, so
+//! nothing outlives its session:
 //! - `code:{code}`: `r:{ticket}` while reserved, then `t:{ftToken}`; TTL validity + grace;
 //! - `live:{length}`: sorted set of live codes scored by expiry (Redis server time, ms), to count
 //!   them for the exhaustion rule; TTL that of its longest-lived member;
 //! - `match:{ftToken}` / `settle:{ftToken}`: the id of the first match / settle call; TTL that
 //!   of the code.
 //!
-//! A first match or settlement also publishes the token on the channel `{namespace}:wake`.
+//! A first match or settlement also publishes the token on the channel `{namespace}:wake` (the
+//! prefix above plus `wake`; on a cluster, classic pub/sub reaches every node).
 //!
 //! Every multi-step operation is one Lua script, so it is atomic, and idempotent: a script sent
 //! again (after an interrupted read or a connection that died) answers as the first time did.
-//! Standalone Redis or with replicas (not Redis Cluster: scripts touch several keys).
+//! One server, Redis Cluster or a primary under Sentinel, named by the URL.
 //!
 //! Connections, per process and store: at most [`RedisStore::MAX_CONNECTIONS`] for commands (a caller waits
 //! for a free one) plus one subscriber that receives the wake-ups of every waiter of the
@@ -25,8 +28,9 @@ use std::fmt;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use redis::{Connection, RedisResult, Script};
+use redis::{ConnectionLike, RedisResult, Script};
 
+use super::redis_deploy::{Conn, Deployment};
 use super::{deadline_after, Lookup, Match, Reserve, Store};
 use crate::error::{Error, ErrorKind, Result};
 
@@ -89,7 +93,8 @@ return 1
 ";
 
 // KEYS: code key. ARGV: key prefix (`{ns}:`), claim id. Publishes the token on `{ns}:wake`. Returns nil, or {ftToken, duplicate}.
-// The token's keys derive from the code's value, hence are built here (standalone Redis only).
+// The token's keys derive from the code's value, hence are built here: on a cluster the prefix
+// is a hash tag, so they are in the code key's slot.
 // Repeated with the same claim id (a lost answer), it answers the same.
 const CLAIM: &str = r"
 local v = redis.call('GET', KEYS[1])
@@ -134,6 +139,8 @@ return 1
 /// error, never a guess.
 pub struct RedisStore {
     namespace: String,
+    /// The keys' prefix: `{namespace}:`, or `{{namespace}}:` on a cluster.
+    prefix: String,
     pool: Arc<Pool>,
     wakeups: Arc<Wakeups>,
     reserve: Script,
@@ -165,8 +172,12 @@ impl RedisStore {
     /// subscriber, carries the wake-ups of all its waiters.
     pub const MAX_CONNECTIONS: usize = 16;
 
-    /// Connects to the Redis server at `url` (`redis://[user:password@]host[:port][/db]`) and
-    /// keeps keys under `namespace` (1-64 visible ASCII characters, e.g. `"fotp"`).
+    /// Connects to the Redis deployment `url` names and keeps keys under `namespace` (1-64
+    /// visible ASCII characters, e.g. `"fotp"`; no braces on a cluster):
+    /// - `redis://[user:password@]host[:port][/db]`: one server;
+    /// - `redis+cluster://[user:password@]host:port[,host:port]...`: Redis Cluster (seed nodes);
+    /// - `redis+sentinel://[user:password@]host:port[,host:port]...[/service]`: the primary the
+    ///   Sentinels name `service` (default `mymaster`), followed across failovers.
     ///
     /// Connects once (and pings) so that a wrong address shows at once: a URL that does not
     /// parse or credentials the server refuses are a config error, an unreachable server a
@@ -181,16 +192,13 @@ impl RedisStore {
             ));
         }
         // The URL is never echoed: it may carry a password.
-        let client = redis::Client::open(url).map_err(|e| {
-            Error::config(format!(
-                "the Redis URL is not valid (expected redis://[user:password@]host[:port][/db]): {}",
-                e.category()
-            ))
-        })?;
+        let deployment = Arc::new(Deployment::open(url, CONNECT_TIMEOUT, COMMAND_TIMEOUT)?);
+        let prefix = deployment.prefix(namespace)?;
         let store = RedisStore {
             namespace: namespace.to_owned(),
-            pool: Arc::new(Pool::new(client.clone())),
-            wakeups: Arc::new(Wakeups::new(client, format!("{namespace}:wake"))),
+            pool: Arc::new(Pool::new(Arc::clone(&deployment))),
+            wakeups: Arc::new(Wakeups::new(deployment, format!("{prefix}wake"))),
+            prefix,
             reserve: Script::new(RESERVE),
             bind: Script::new(BIND),
             release: Script::new(RELEASE),
@@ -214,26 +222,30 @@ impl RedisStore {
     }
 
     fn key(&self, kind: &str, id: &str) -> String {
-        format!("{}:{kind}:{id}", self.namespace)
+        format!("{}{kind}:{id}", self.prefix)
     }
 
     /// Runs `f` on a pooled connection; every `f` here is idempotent, so it may run twice.
     ///
     /// An interrupted read (`EINTR`) is retried on the same connection until the time limit
     /// (the crate then skips the interrupted command's late answer); a pooled connection that
-    /// turns out dead is replaced once. Anything else drops the connection and is the error.
-    fn with_conn<T>(&self, mut f: impl FnMut(&mut Connection) -> RedisResult<T>) -> Result<T> {
+    /// turns out dead (or, under Sentinel, talking to a demoted primary) is replaced once.
+    /// Anything else drops the connection and is the error.
+    fn with_conn<T>(
+        &self,
+        mut f: impl FnMut(&mut dyn ConnectionLike) -> RedisResult<T>,
+    ) -> Result<T> {
         let deadline = deadline_after(COMMAND_TIMEOUT);
         let mut lease = self.pool.checkout(deadline, false)?;
         let mut replaced = false;
         loop {
-            match f(&mut lease.con) {
+            match f(lease.con.like()) {
                 Ok(v) => {
                     self.pool.checkin(lease);
                     return Ok(v);
                 }
                 Err(e) if interrupted(&e) && Instant::now() < deadline => {}
-                Err(e) if e.is_connection_dropped() && !lease.fresh && !replaced => {
+                Err(e) if self.stale(&e) && !lease.fresh && !replaced => {
                     // The server closed it (a restart?): the other idle ones are likely dead
                     // too, so the retry gets a new connection.
                     self.pool.discard(lease);
@@ -247,6 +259,15 @@ impl RedisStore {
                 }
             }
         }
+    }
+}
+
+impl RedisStore {
+    /// An error that a new connection may not have: the server closed this one, or the
+    /// Sentinels' former primary now refuses writes.
+    fn stale(&self, e: &redis::RedisError) -> bool {
+        e.is_connection_dropped()
+            || (self.pool.deployment.follows_primary() && e.kind() == redis::ErrorKind::ReadOnly)
     }
 }
 
@@ -279,11 +300,7 @@ fn remaining(deadline: Instant) -> Option<Duration> {
 }
 
 /// Opens a connection within `deadline`, retrying a handshake a signal interrupted.
-fn connect(
-    client: &redis::Client,
-    deadline: Instant,
-    read_timeout: Duration,
-) -> Result<Connection> {
+fn connect(deployment: &Deployment, deadline: Instant, read_timeout: Duration) -> Result<Conn> {
     loop {
         let limit = remaining(deadline)
             .ok_or_else(|| {
@@ -293,12 +310,7 @@ fn connect(
                 )
             })?
             .min(CONNECT_TIMEOUT);
-        let opened = client.get_connection_with_timeout(limit).and_then(|c| {
-            c.set_read_timeout(Some(read_timeout))?;
-            c.set_write_timeout(Some(COMMAND_TIMEOUT))?;
-            Ok(c)
-        });
-        match opened {
+        match deployment.connect(limit, read_timeout, COMMAND_TIMEOUT) {
             Ok(c) => return Ok(c),
             Err(e) if interrupted(&e) => {}
             Err(e) => return Err(store_error(e)),
@@ -308,7 +320,7 @@ fn connect(
 
 /// A connection out of the pool.
 struct Lease {
-    con: Connection,
+    con: Conn,
     /// Opened for this call (so not stale).
     fresh: bool,
     /// The process that opened it.
@@ -317,22 +329,22 @@ struct Lease {
 
 /// At most [`MAX_CONNECTIONS`] command connections, reused; reset in a forked child.
 struct Pool {
-    client: redis::Client,
+    deployment: Arc<Deployment>,
     state: Mutex<PoolState>,
     freed: Condvar,
 }
 
 struct PoolState {
     pid: u32,
-    idle: Vec<Connection>,
+    idle: Vec<Conn>,
     /// Connections of this process, idle or leased.
     open: usize,
 }
 
 impl Pool {
-    fn new(client: redis::Client) -> Pool {
+    fn new(deployment: Arc<Deployment>) -> Pool {
         Pool {
-            client,
+            deployment,
             state: Mutex::new(PoolState {
                 pid: std::process::id(),
                 idle: Vec::new(),
@@ -376,7 +388,7 @@ impl Pool {
                 s.open += 1;
                 let pid = s.pid;
                 drop(s);
-                return match connect(&self.client, deadline, COMMAND_TIMEOUT) {
+                return match connect(&self.deployment, deadline, COMMAND_TIMEOUT) {
                     Ok(con) => Ok(Lease {
                         con,
                         fresh: true,
@@ -442,7 +454,9 @@ impl Pool {
 /// The wake-ups of one process: a subscriber thread on `{ns}:wake` fans the published tokens
 /// out to the local waiters.
 struct Wakeups {
-    client: redis::Client,
+    deployment: Arc<Deployment>,
+    /// Subscription attempts so far: on a cluster, each failure moves to the next seed node.
+    attempts: std::sync::atomic::AtomicUsize,
     channel: String,
     state: Mutex<WakeState>,
     changed: Condvar,
@@ -464,9 +478,10 @@ struct WakeState {
 }
 
 impl Wakeups {
-    fn new(client: redis::Client, channel: String) -> Wakeups {
+    fn new(deployment: Arc<Deployment>, channel: String) -> Wakeups {
         Wakeups {
-            client,
+            deployment,
+            attempts: std::sync::atomic::AtomicUsize::new(0),
             channel,
             state: Mutex::new(WakeState::default()),
             changed: Condvar::new(),
@@ -521,7 +536,19 @@ impl Wakeups {
 
     fn subscribe_and_listen(&self, pid: u32) -> Result<()> {
         let deadline = deadline_after(CONNECT_TIMEOUT);
-        let mut con = connect(&self.client, deadline, SUBSCRIBER_TICK)?;
+        let attempt = self
+            .attempts
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // One node (the primary under Sentinel, a seed on a cluster): a published wake-up
+        // reaches every node of a deployment (replication, cluster bus).
+        let node = self.deployment.node(attempt).map_err(store_error)?;
+        let mut con = connect(&Deployment::Single(node), deadline, SUBSCRIBER_TICK)?;
+        let Conn::Single(ref mut con) = con else {
+            return Err(Error::new(
+                ErrorKind::Internal,
+                "a subscriber needs one node",
+            ));
+        };
         let mut sub = con.as_pubsub();
         loop {
             match sub.subscribe(&self.channel) {
@@ -655,7 +682,7 @@ impl Store for RedisStore {
         // Names this call, so that the script resent after an interrupted read answers the same.
         let claim_id = crate::sign::new_nonce()?;
         let mut inv = self.claim.key(self.key("code", code));
-        inv.arg(format!("{}:", self.namespace)).arg(&claim_id);
+        inv.arg(&self.prefix).arg(&claim_id);
         let found: Option<(String, i64)> = self.with_conn(|c| inv.invoke(c))?;
         Ok(found.map(|(ft_token, dup)| Match::new(ft_token, dup == 1)))
     }

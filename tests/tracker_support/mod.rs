@@ -294,3 +294,32 @@ pub fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// Sends every stdout line of a child to a channel (and so keeps its pipe drained).
+pub fn lines_of(out: std::process::ChildStdout) -> std::sync::mpsc::Receiver<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// What follows `prefix` in the first line holding it (libtest may print "test ... " before).
+pub fn line_with(rx: &std::sync::mpsc::Receiver<String>, prefix: &str, limit: Duration) -> String {
+    let deadline = Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(l) => {
+                if let Some(i) = l.find(prefix) {
+                    return l[i + prefix.len()..].to_owned();
+                }
+            }
+            Err(e) => panic!("no line with {prefix:?}: {e}"),
+        }
+    }
+}

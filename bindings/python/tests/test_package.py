@@ -174,6 +174,7 @@ SCALARS: dict[str, Any] = {
     "uint8_t": ctypes.c_uint8,
     "uint16_t": ctypes.c_uint16,
     "uint32_t": ctypes.c_uint32,
+    "uint64_t": ctypes.c_uint64,
     "size_t": ctypes.c_size_t,
     "uintptr_t": ctypes.c_size_t,
     "bool": ctypes.c_bool,
@@ -189,6 +190,9 @@ def _expected(ctype: str, is_return: bool, typedefs: dict[str, str]) -> Any:
             return None
         if base == "fotp_status":
             return SCALARS[typedefs.get("fotp_status", "int")]
+        if base.endswith("_fn"):
+            return ctypes.c_void_p  # a callback typedef (fotp_log_fn): passed as an address
+
         return SCALARS[base]
     if is_return:
         # Library-owned memory, strings included, comes back as an address (never c_char_p).

@@ -291,7 +291,31 @@ fn router(shared: Arc<Shared>) -> Router {
             origin::guard,
         ))
         .layer(axum::middleware::map_response(private_headers))
+        // Outermost: sees every request, the origin check's refusals included.
+        .layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            log_request,
+        ))
         .with_state(shared)
+}
+
+/// One log line per request served: method, path (never the query string or the body, which
+/// may carry codes and signatures), status and time taken.
+async fn log_request(
+    State(s): State<Arc<Shared>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let started = std::time::Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let resp = next.run(req).await;
+    s.log(format_args!(
+        "{method} {path} -> {} in {} ms",
+        resp.status().as_u16(),
+        started.elapsed().as_millis()
+    ));
+    resp
 }
 
 /// Pages and answers carry codes and tokens: keep them out of caches and out of `Referer`

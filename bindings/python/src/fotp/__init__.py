@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _ffi
 from ._client import CALLBACK_ACK, Client, parse_callback
+from ._log import sync_log_level
 from ._errors import (
     ApiError,
     ConfigError,
@@ -68,6 +69,7 @@ __all__ = [
     "library_path",
     "library_version",
     "parse_callback",
+    "sync_log_level",
     "wsgi_callback",
 ]
 

@@ -14,7 +14,7 @@ from ctypes import byref, c_bool, c_char_p, c_void_p
 from types import TracebackType
 from typing import Any, Literal, TypeVar
 
-from . import _calls, _ffi
+from . import _calls, _ffi, _log
 from ._errors import (
     ConfigError,
     DecodeError,
@@ -273,6 +273,7 @@ class _Owned:
         self._closing = False
 
     def _acquire(self) -> int:
+        _log.maybe_sync()
         with self._lock:
             if self._closing or self._ptr is None:
                 raise InvalidArgument(f"this {self._what} is closed")

@@ -15,7 +15,17 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
-from ctypes import POINTER, c_bool, c_char_p, c_int, c_size_t, c_uint16, c_uint32, c_void_p
+from ctypes import (
+    POINTER,
+    c_bool,
+    c_char_p,
+    c_int,
+    c_size_t,
+    c_uint16,
+    c_uint32,
+    c_uint64,
+    c_void_p,
+)
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +121,11 @@ SIGNATURES: dict[str, tuple[Any, tuple[Any, ...]]] = {
     # the outcome is a `fotp_settle_outcome *` (a C enum: pass byref(c_int))
     "fotp_tracker_settle_outcome": (c_void_p, (c_void_p, c_void_p, c_void_p, c_void_p, _OUT)),
     "fotp_tracker_unsettle": (c_void_p, (c_void_p, c_void_p)),
+    # logging (callbacks are passed as c_void_p: see _log.py)
+    "fotp_set_logger": (c_void_p, (c_int, c_void_p, c_void_p)),
+    "fotp_set_logger_fields": (c_void_p, (c_int, c_void_p, c_void_p)),
+    "fotp_set_log_level": (c_void_p, (c_int,)),
+    "fotp_client_log_id": (c_uint64, (c_void_p,)),
 }
 
 

@@ -178,11 +178,15 @@ class Tracker(_Owned):
 
     @classmethod
     def redis(cls: type[_T], url: str, namespace: str = "fotp") -> _T:
-        """A tracker whose codes live in Redis (6.2 or later, not Cluster), shared by every
-        process using the same server and ``namespace``.
+        """A tracker whose codes live in Redis (6.2 or later), shared by every process using the
+        same deployment and ``namespace``.
 
-        ``url`` is ``redis://[user:password@]host[:port][/db]``; every key starts with
-        ``namespace`` (1-64 visible ASCII characters) and a colon, and expires with its
+        ``url`` names the deployment: ``redis://[user:password@]host[:port][/db]`` (one
+        server), ``redis+cluster://[user:password@]host:port[,host:port]...`` (Redis Cluster
+        seed nodes) or ``redis+sentinel://[user:password@]host:port[,host:port]...[/service]``
+        (the primary the Sentinels name ``service``, default ``mymaster``). Every key starts
+        with ``namespace`` (1-64 visible ASCII characters; ``{namespace}`` on a cluster, so no
+        braces there) and a colon, and expires with its
         verification (plus a grace period). Connects once, at once: a URL that does not parse or
         credentials the server refuses raise :class:`ConfigError`, an unreachable server
         :class:`NetworkError`. The URL is never shown in messages.

@@ -23,6 +23,16 @@ __all__ = ["wsgi_callback"]
 
 MAX_BODY = 64 * 1024
 _log = logging.getLogger("fotp.wsgi")
+_callback_log = logging.getLogger("fotp.callback")
+
+
+def _refused(reason: str) -> None:
+    """A refusal before the library saw the body, like the library's ``refused`` events."""
+    _callback_log.info(
+        "callback refused: %s", reason, extra={"fotp": {"event": "refused", "reason": reason}}
+    )
+
+
 _JSON = ("Content-Type", "application/json")
 
 
@@ -145,6 +155,7 @@ def wsgi_callback(
 
     def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("REQUEST_METHOD", "GET") != "POST":
+            _refused("method " + str(environ.get("REQUEST_METHOD")) + ": callbacks are POSTed")
             return _answer(
                 start_response,
                 "405 Method Not Allowed",
@@ -155,8 +166,11 @@ def wsgi_callback(
             cb = parse_callback(_read_body(environ))
         except (_BadRequest, FotpError) as e:
             message = e.message if isinstance(e, FotpError) else str(e)
+            if not isinstance(e, FotpError):  # the library logs the bodies it refuses
+                _refused(message)
             return _answer(start_response, "400 Bad Request", _error_body(400, message))
         except OSError as e:  # the client went away mid-body
+            _refused(f"read error: {e}")
             return _answer(start_response, "400 Bad Request", _error_body(400, f"read error: {e}"))
         if t is None or c is None:
             try:

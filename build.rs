@@ -27,8 +27,10 @@ mod capi {
         let mut config =
             cbindgen::Config::from_file(dir.join("cbindgen.toml")).expect("cbindgen.toml is valid");
         // The version comes from Cargo.toml, so it is written here rather than in cbindgen.toml.
+        // FOTP_MUST_USE: warn when a returned fotp_error * is ignored (GCC and Clang; nothing
+        // elsewhere). An application may define it first (empty) to silence it.
         config.after_includes = Some(format!(
-            "\n#define FOTP_VERSION_MAJOR {}\n#define FOTP_VERSION_MINOR {}\n#define FOTP_VERSION_PATCH {}\n#define FOTP_VERSION \"{}\"",
+            "\n#define FOTP_VERSION_MAJOR {}\n#define FOTP_VERSION_MINOR {}\n#define FOTP_VERSION_PATCH {}\n#define FOTP_VERSION \"{}\"\n\n#ifndef FOTP_MUST_USE\n#if defined(__GNUC__) || defined(__clang__)\n#define FOTP_MUST_USE __attribute__((warn_unused_result))\n#else\n#define FOTP_MUST_USE\n#endif\n#endif",
             v("CARGO_PKG_VERSION_MAJOR"),
             v("CARGO_PKG_VERSION_MINOR"),
             v("CARGO_PKG_VERSION_PATCH"),

@@ -24,6 +24,14 @@
 #define FOTP_VERSION_PATCH 0
 #define FOTP_VERSION "0.1.0"
 
+#ifndef FOTP_MUST_USE
+#if defined(__GNUC__) || defined(__clang__)
+#define FOTP_MUST_USE __attribute__((warn_unused_result))
+#else
+#define FOTP_MUST_USE
+#endif
+#endif
+
 /**
  * The caller's input broke a rule (a NULL pointer and invalid UTF-8 included).
  */
@@ -259,7 +267,7 @@ extern "C" {
  * zero time limit, unreadable CA bundle), FOTP_ERROR_INVALID_ARGUMENT (NULL argument).
  * `*out` is untouched on failure. Thread-safe as long as `c` is not being changed.
  */
-fotp_error *fotp_client_new(const fotp_config *c, fotp_client **out);
+FOTP_MUST_USE fotp_error *fotp_client_new(const fotp_config *c, fotp_client **out);
 
 /**
  * A new client sharing `client`'s connection pool, settings and cancel token, whose every call
@@ -272,6 +280,7 @@ fotp_error *fotp_client_new(const fotp_config *c, fotp_client **out);
  * `timeout_ms` == 0 is FOTP_ERROR_INVALID_ARGUMENT. `*out` is untouched on failure.
  * Thread-safe.
  */
+FOTP_MUST_USE
 fotp_error *fotp_client_with_timeout(const fotp_client *client,
                                      uint32_t timeout_ms,
                                      fotp_client **out);
@@ -305,6 +314,7 @@ void fotp_cancel_free(fotp_cancel *c);
  * fotp_client_free(), independently of `client` and `cancel`) and returns NULL. A NULL
  * argument is FOTP_ERROR_INVALID_ARGUMENT; `*out` is untouched on failure. Thread-safe.
  */
+FOTP_MUST_USE
 fotp_error *fotp_client_with_cancel(const fotp_client *client,
                                     const fotp_cancel *cancel,
                                     fotp_client **out);
@@ -326,6 +336,7 @@ void fotp_client_free(fotp_client *client);
  * free with fotp_verification_free()) and returns NULL; `*out` is untouched on failure.
  * Errors: INVALID_ARGUMENT, NETWORK, TIMEOUT, HTTP_STATUS, API, DECODE. Thread-safe.
  */
+FOTP_MUST_USE
 fotp_error *fotp_verify(const fotp_client *client,
                         const char *ft_id,
                         const char *code,
@@ -340,6 +351,7 @@ fotp_error *fotp_verify(const fotp_client *client,
  * an HTTP-date, at most one attempt's time limit). On success writes a new result to `*out` (owned by the caller, free with
  * fotp_query_result_free()) and returns NULL; `*out` is untouched on failure. Thread-safe.
  */
+FOTP_MUST_USE
 fotp_error *fotp_query(const fotp_client *client,
                        const char *ft_token,
                        fotp_query_result **out);
@@ -355,6 +367,7 @@ fotp_error *fotp_query(const fotp_client *client,
  * On success writes a new result to `*out` (owned by the caller, free with
  * fotp_query_result_free()) and returns NULL; `*out` is untouched on failure. Thread-safe.
  */
+FOTP_MUST_USE
 fotp_error *fotp_wait(const fotp_client *client,
                       const char *ft_token,
                       uint32_t timeout_ms,
@@ -369,6 +382,7 @@ fotp_error *fotp_wait(const fotp_client *client,
  * differs) and returns NULL. Errors are only for failed queries or bad arguments;
  * `*confirmed` is untouched then. Thread-safe.
  */
+FOTP_MUST_USE
 fotp_error *fotp_confirm_callback(const fotp_client *client,
                                   const fotp_callback *cb,
                                   const char *ft_token,
@@ -393,7 +407,7 @@ fotp_config *fotp_config_new(void);
  * error; missing ones are only reported by fotp_client_new(). `*out` is untouched on failure.
  * Thread-safe (but races with threads that change the environment, as getenv does).
  */
-fotp_error *fotp_config_from_env(fotp_config **out);
+FOTP_MUST_USE fotp_error *fotp_config_from_env(fotp_config **out);
 
 /**
  * Sets the platform's base URL, e.g. `https://otp.example.com/otp-api` (checked by
@@ -402,7 +416,7 @@ fotp_error *fotp_config_from_env(fotp_config **out);
  * `url` is copied. Returns NULL on success, an owned FOTP_ERROR_INVALID_ARGUMENT error when
  * `c` or `url` is NULL or `url` is not UTF-8 (then `c` is unchanged).
  */
-fotp_error *fotp_config_set_base_url(fotp_config *c, const char *url);
+FOTP_MUST_USE fotp_error *fotp_config_set_base_url(fotp_config *c, const char *url);
 
 /**
  * Authenticates with the "hmac-sha256" scheme (replaces any earlier credentials).
@@ -411,7 +425,10 @@ fotp_error *fotp_config_set_base_url(fotp_config *c, const char *url);
  * owned FOTP_ERROR_INVALID_ARGUMENT error when an argument is NULL or not UTF-8 (then `c` is
  * unchanged). Empty or malformed values are reported by fotp_client_new().
  */
-fotp_error *fotp_config_set_hmac_auth(fotp_config *c, const char *app_id, const char *app_secret);
+FOTP_MUST_USE
+fotp_error *fotp_config_set_hmac_auth(fotp_config *c,
+                                      const char *app_id,
+                                      const char *app_secret);
 
 /**
  * Authenticates with the "token" scheme: headers AppKey and Authorization (replaces any
@@ -421,7 +438,10 @@ fotp_error *fotp_config_set_hmac_auth(fotp_config *c, const char *app_id, const 
  * owned FOTP_ERROR_INVALID_ARGUMENT error when an argument is NULL or not UTF-8 (then `c` is
  * unchanged).
  */
-fotp_error *fotp_config_set_token_auth(fotp_config *c, const char *app_key, const char *token);
+FOTP_MUST_USE
+fotp_error *fotp_config_set_token_auth(fotp_config *c,
+                                       const char *app_key,
+                                       const char *token);
 
 /**
  * Appends `suffix` to the User-Agent, which becomes `fotp/<version> <suffix>` (replaces the
@@ -430,7 +450,7 @@ fotp_error *fotp_config_set_token_auth(fotp_config *c, const char *app_key, cons
  * `suffix` is copied. Returns NULL on success, an owned FOTP_ERROR_INVALID_ARGUMENT error when
  * an argument is NULL or not UTF-8 (then `c` is unchanged).
  */
-fotp_error *fotp_config_set_user_agent_suffix(fotp_config *c, const char *suffix);
+FOTP_MUST_USE fotp_error *fotp_config_set_user_agent_suffix(fotp_config *c, const char *suffix);
 
 /**
  * Sets the time limit of each attempt in milliseconds, connecting included (default 10000).
@@ -461,7 +481,7 @@ void fotp_config_set_call_timeout_ms(fotp_config *c, uint32_t ms);
  * no certificate; FOTP_ERROR_INVALID_ARGUMENT when an argument is NULL or `pem_path` is not
  * UTF-8. `c` is unchanged on failure. `pem_path` is not kept.
  */
-fotp_error *fotp_config_set_ca_bundle(fotp_config *c, const char *pem_path);
+FOTP_MUST_USE fotp_error *fotp_config_set_ca_bundle(fotp_config *c, const char *pem_path);
 
 /**
  * Sets the proxy of clients built from `c`: `proxy_url` is an http:// or https:// CONNECT
@@ -473,7 +493,7 @@ fotp_error *fotp_config_set_ca_bundle(fotp_config *c, const char *pem_path);
  * URL does not parse or is not http(s)://; FOTP_ERROR_INVALID_ARGUMENT when `c` is NULL or
  * `proxy_url` is not UTF-8. `c` is unchanged on failure.
  */
-fotp_error *fotp_config_set_proxy(fotp_config *c, const char *proxy_url);
+FOTP_MUST_USE fotp_error *fotp_config_set_proxy(fotp_config *c, const char *proxy_url);
 
 /**
  * Sets the time limit to open a connection in milliseconds (default 3000). 0 is refused by
@@ -546,20 +566,20 @@ void fotp_error_free(fotp_error *e);
  * Events never carry a secret, signature, OTP code or full mobile number.
  * Errors: FOTP_ERROR_INVALID_ARGUMENT (a level outside FOTP_LOG_OFF..FOTP_LOG_TRACE).
  */
-fotp_error *fotp_set_logger(int level, fotp_log_fn cb, void *user);
+FOTP_MUST_USE fotp_error *fotp_set_logger(int level, fotp_log_fn cb, void *user);
 
 /**
  * Like fotp_set_logger(), with a callback that also receives each event's fields as key/value
  * strings (for bindings that log structured records). The two share one logger: setting either
  * replaces the other.
  */
-fotp_error *fotp_set_logger_fields(int level, fotp_log_fields_fn cb, void *user);
+FOTP_MUST_USE fotp_error *fotp_set_logger_fields(int level, fotp_log_fields_fn cb, void *user);
 
 /**
  * Changes the level of the current logger, keeping its callback (nothing happens without one).
  * Errors: FOTP_ERROR_INVALID_ARGUMENT (a level outside FOTP_LOG_OFF..FOTP_LOG_TRACE).
  */
-fotp_error *fotp_set_log_level(int level);
+FOTP_MUST_USE fotp_error *fotp_set_log_level(int level);
 
 /**
  * The number naming `client` in log events (the "client" field); clients made from it by
@@ -672,7 +692,7 @@ void fotp_query_result_free(fotp_query_result *r);
  * `body` with `len` > 0, is FOTP_ERROR_INVALID_ARGUMENT. `*out` is untouched on failure.
  * Thread-safe. Answer an accepted callback with fotp_callback_ack().
  */
-fotp_error *fotp_callback_parse(const uint8_t *body, size_t len, fotp_callback **out);
+FOTP_MUST_USE fotp_error *fotp_callback_parse(const uint8_t *body, size_t len, fotp_callback **out);
 
 /**
  * The user's phone number (never NULL for a parsed callback). Owned by `cb`, lives until
@@ -769,7 +789,10 @@ fotp_tracker *fotp_tracker_new_memory(void);
  * On success writes a new tracker to `*out` (owned by the caller, free with
  * fotp_tracker_free()) and returns NULL; `*out` is untouched on failure. Thread-safe.
  */
-fotp_error *fotp_tracker_new_redis(const char *url, const char *ns, fotp_tracker **out);
+FOTP_MUST_USE
+fotp_error *fotp_tracker_new_redis(const char *url,
+                                   const char *ns,
+                                   fotp_tracker **out);
 
 /**
  * Frees a tracker. NULL is a no-op. No call may be using `t` any more. The codes it holds
@@ -792,6 +815,7 @@ void fotp_tracker_free(fotp_tracker *t);
  * new verification to `*out` (owned by the caller, free with fotp_verification_free()) and
  * returns NULL; `*out` is untouched on failure. Thread-safe.
  */
+FOTP_MUST_USE
 fotp_error *fotp_tracker_verify(const fotp_tracker *t,
                                 const fotp_client *client,
                                 const char *ft_id,
@@ -814,7 +838,10 @@ fotp_error *fotp_tracker_verify(const fotp_tracker *t,
  * FOTP_ERROR_NETWORK when the store fails (never a wrong match), FOTP_ERROR_INVALID_ARGUMENT
  * for NULL arguments; `*out` is untouched on failure. Thread-safe.
  */
-fotp_error *fotp_tracker_match(const fotp_tracker *t, const fotp_callback *cb, fotp_match **out);
+FOTP_MUST_USE
+fotp_error *fotp_tracker_match(const fotp_tracker *t,
+                               const fotp_callback *cb,
+                               fotp_match **out);
 
 /**
  * The safe way to handle a callback: finds the live verification holding the code of `cb`,
@@ -833,6 +860,7 @@ fotp_error *fotp_tracker_match(const fotp_tracker *t, const fotp_callback *cb, f
  * FOTP_ERROR_NETWORK when the store fails, FOTP_ERROR_INVALID_ARGUMENT for NULL arguments;
  * `*out` is untouched on failure. Thread-safe.
  */
+FOTP_MUST_USE
 fotp_error *fotp_tracker_settle(const fotp_tracker *t,
                                 const fotp_client *client,
                                 const fotp_callback *cb,
@@ -849,6 +877,7 @@ fotp_error *fotp_tracker_settle(const fotp_tracker *t,
  * NULL otherwise. Errors as for fotp_tracker_settle(); `*outcome` and `*out` are untouched on
  * failure. Thread-safe.
  */
+FOTP_MUST_USE
 fotp_error *fotp_tracker_settle_outcome(const fotp_tracker *t,
                                         const fotp_client *client,
                                         const fotp_callback *cb,
@@ -863,7 +892,7 @@ fotp_error *fotp_tracker_settle_outcome(const fotp_tracker *t,
  * the caller. Errors: FOTP_ERROR_NETWORK when the store fails, FOTP_ERROR_INVALID_ARGUMENT for
  * NULL arguments. Thread-safe.
  */
-fotp_error *fotp_tracker_unsettle(const fotp_tracker *t, const fotp_match *m);
+FOTP_MUST_USE fotp_error *fotp_tracker_unsettle(const fotp_tracker *t, const fotp_match *m);
 
 /**
  * The token of the verification the callback belongs to. Owned by `m`, lives until
@@ -901,6 +930,7 @@ void fotp_match_free(fotp_match *m);
  * NULL; `*out` is untouched on failure. Errors: those of fotp_query() other than transient
  * ones (retried within the limit). Thread-safe.
  */
+FOTP_MUST_USE
 fotp_error *fotp_tracker_wait(const fotp_tracker *t,
                               const fotp_client *client,
                               const char *ft_token,

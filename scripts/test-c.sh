@@ -33,6 +33,24 @@ cargo build --release -p fotp-capi -p fotp-cli
 step "header: committed copy equals the generated one, compiles as C99 and C++11"
 make --no-print-directory header-check
 
+step "header: every function returning fotp_error * warns when its result is ignored"
+python3 - include/fotp.h <<'PY'
+import re, sys
+text = re.sub(r"/\*.*?\*/", "", open(sys.argv[1]).read(), flags=re.S)
+text = re.sub(r"^\s*(#|//).*$", "", text, flags=re.M)
+decls = [" ".join(d.split()) for d in re.findall(r"[^;{}#]*\bfotp_error \*fotp_\w+\([^;]*\);", text)]
+missing = [d for d in decls if not d.startswith("FOTP_MUST_USE ")]
+if not decls or missing:
+    sys.exit("not FOTP_MUST_USE: " + "; ".join(missing or ["no declaration found"]))
+print(f"{len(decls)} functions carry FOTP_MUST_USE")
+PY
+printf '#include "fotp.h"\nint main(void) { fotp_config *c = fotp_config_new(); fotp_config_set_base_url(c, "https://x"); fotp_config_free(c); return 0; }\n' >"$WORK/ignored.c"
+for cc in gcc g++; do
+  if "$cc" -Werror=unused-result -Iinclude -x "$( [ "$cc" = gcc ] && echo c || echo c++ )" -c "$WORK/ignored.c" -o /dev/null 2>/dev/null; then
+    echo "test-c: $cc accepted an ignored fotp_error * without a warning" >&2; exit 1
+  fi
+done
+
 step "start the sandbox"
 # Its first three stdout lines are FOTP_BASE_URL/APP_ID/APP_SECRET; read them as they come.
 mkfifo "$WORK/sandbox.out"

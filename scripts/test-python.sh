@@ -14,6 +14,7 @@ cargo build --release --workspace
 # Tools the suite needs, installed only when missing.
 "$PY" -m pytest --version >/dev/null 2>&1 || "$PY" -m pip install --quiet pytest
 "$PY" -m mypy --version >/dev/null 2>&1 || "$PY" -m pip install --quiet mypy
+"$PY" -c "import pdoc" >/dev/null 2>&1 || "$PY" -m pip install --quiet pdoc
 # Real servers for the receivers (gunicorn pre-forking, uvicorn for ASGI) and trustme (a
 # throw-away CA for the per-client TLS roots test).
 for mod in gunicorn uvicorn trustme; do
@@ -30,6 +31,9 @@ MYPY=("$PY" -m mypy --strict --cache-dir "${TMPDIR:-/tmp}/fotp-mypy-cache")
 "${MYPY[@]}" bindings/python/src/fotp examples/python
 # The tests too, against the installed package (as its users see it).
 (cd bindings/python/tests && "${MYPY[@]}" .)
+
+echo "--> API reference (pdoc, from the docstrings; a warning fails)"
+"$PY" scripts/python-apidoc.py "${TMPDIR:-/tmp}/fotp-python-apidoc"
 
 echo "--> pytest (installed package)"
 # Run from the tests folder: the source tree (bindings/python/src) is not on sys.path there.

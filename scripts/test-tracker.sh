@@ -38,7 +38,8 @@ cargo build --release -p fotp-capi -p fotp-cli
 if [ -z "${FOTP_WORKSPACE_CHECKED:-}" ]; then
   step "Rust: core unit tests, stores, two processes, C ABI"
   cargo test -p fotp --lib tracker::
-  cargo test -p fotp --test tracker --test tracker_redis --test tracker_sandbox --test tracker_ffi \
+  cargo test -p fotp --features capi,internals --test tracker --test tracker_redis \
+    --test tracker_sandbox --test tracker_ffi \
     --test tracker_fork
 fi
 

@@ -611,6 +611,7 @@ impl Client {
             _ => (cfg.timeout, attempt_timeout_error(cfg.timeout)),
         };
         let headers = cfg.signer.sign(body).map_err(Failure::final_)?;
+        check_headers(&headers).map_err(Failure::final_)?;
         let mut req = agent
             .post(uri)
             .header("Content-Type", CONTENT_TYPE)
@@ -711,6 +712,25 @@ fn attempt_timeout_error(limit: Duration) -> Error {
             limit.as_millis()
         ),
     )
+}
+
+/// A signer's headers that HTTP cannot carry are a config error, never sent and never retried
+/// (ureq would report them as a transient failure). Values are never echoed: they are secrets.
+fn check_headers(headers: &[crate::sign::Header]) -> Result<()> {
+    use ureq::http::{HeaderName, HeaderValue};
+    for (name, value) in headers {
+        if HeaderName::from_bytes(name.as_bytes()).is_err() {
+            return Err(Error::config(format!(
+                "the signer produced an invalid header name {name:?}"
+            )));
+        }
+        if HeaderValue::from_str(value).is_err() {
+            return Err(Error::config(format!(
+                "the signer produced an invalid value for header {name:?}"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// A ureq failure as an error, and whether the request may have reached the server;

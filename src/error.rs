@@ -5,27 +5,42 @@ use std::fmt;
 /// What went wrong, in the terms every language binding shares.
 ///
 /// The numeric values are part of the C ABI (`FOTP_ERROR_*`): they never change and are never
-/// reused.
+/// reused. Exactly when each kind is used is the table of `docs/ERRORS.md`, with the test that
+/// provokes each row in Rust, C, Python and Go. Only [`Network`](ErrorKind::Network),
+/// [`Timeout`](ErrorKind::Timeout) and the 429/5xx cases of [`HttpStatus`](ErrorKind::HttpStatus)
+/// are transient (query and `wait` retry them); every other kind is final.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(i32)]
 pub enum ErrorKind {
-    /// The caller's input broke a rule of the protocol (checked before anything is sent).
+    /// The caller's input broke a rule of the protocol, checked before anything is sent: a
+    /// field out of its range, a null pointer or invalid UTF-8 (C), a tracker code length
+    /// other than 4-6, a bad Redis namespace.
     InvalidArgument = 1,
-    /// The client cannot be built: missing base URL or credentials, insecure URL.
+    /// The configuration cannot work: missing base URL or credentials, an insecure or
+    /// unparsable URL, an unreadable CA bundle or bad proxy URL, a Redis URL that does not
+    /// parse or whose credentials the server refuses when the tracker is opened, and a
+    /// user-supplied signer that produces a header HTTP cannot carry (never sent, not retried).
     Config = 2,
-    /// DNS, connect, TLS or I/O failure.
+    /// DNS, connect, TLS or I/O failure talking to the platform, and any failure of the
+    /// tracker's store after it was opened (a Redis server down, or refusing credentials it
+    /// accepted before).
     Network = 3,
-    /// A time limit ran out.
+    /// A time limit ran out: an attempt's or the whole call's limit, `wait`'s limit, a
+    /// cancelled call (its message says so), or a tracker reservation whose time ran out before
+    /// it was bound (start a new verification).
     Timeout = 4,
-    /// A non-2xx answer that is not an API envelope.
+    /// A non-2xx answer that is not an API envelope ([`Error::http_status`] holds it).
     HttpStatus = 5,
-    /// An envelope whose `code` is not `"000000"`.
+    /// An envelope whose `code` is not `"000000"` ([`Error::api_code`] holds it).
     Api = 6,
-    /// A body that is not what the protocol says (bad JSON, missing field, too large).
+    /// A body that is not what the protocol says: bad JSON, a missing or mistyped field,
+    /// invalid UTF-8, a response over 1 MiB or a callback over 64 KiB.
     Decode = 7,
-    /// A tracker has no free code left.
+    /// A tracker has no free code of the requested length left; use longer codes.
     Exhausted = 8,
-    /// A bug (a caught panic); never expected.
+    /// Never expected: a bug (a caught panic, a store answering nonsense), or a failure of the
+    /// platform the library runs on (the OS random number generator, starting a thread). It is
+    /// not retried; report it.
     Internal = 99,
 }
 

@@ -132,6 +132,7 @@ impl fmt::Debug for PreparedMac {
 
 impl HmacSha256Signer {
     /// A signer for `app_id` with `app_secret`, using the default header names.
+    #[cfg(any(test, feature = "internals"))]
     pub fn new(app_id: impl Into<String>, app_secret: &Secret) -> Self {
         Self::with_header_names(app_id, app_secret, HmacHeaderNames::default())
     }
@@ -182,6 +183,7 @@ pub struct TokenSigner {
 
 impl TokenSigner {
     /// A signer sending `app_key` and `token` under the default header names.
+    #[cfg(test)]
     pub fn new(app_key: impl Into<String>, token: Secret) -> Self {
         Self::with_header_names(app_key, token, TokenHeaderNames::default())
     }
@@ -225,13 +227,7 @@ fn feed(mac: &mut HmacSha256, app_id: &str, timestamp: &str, nonce: &str, body: 
 }
 
 /// Lowercase hex HMAC-SHA256 of `app_id LF timestamp LF nonce LF body` keyed by `app_secret`.
-///
-/// ```
-/// let sign = fotp::sign::hmac_sha256_sign(
-///     b"sandbox-secret", "sandbox", "1764374400000",
-///     "0123456789abcdef0123456789abcdef", br#"{"ftId":"2"}"#);
-/// assert_eq!(sign, "5db186a0ff9ddcb9b784221a6f9e926a11f46d49485dd1bd480367699ccce6cb");
-/// ```
+#[cfg(any(test, feature = "internals"))]
 pub fn hmac_sha256_sign(
     app_secret: &[u8],
     app_id: &str,
@@ -247,6 +243,7 @@ pub fn hmac_sha256_sign(
 /// Checks a received `sign` header in constant time (the server side of the scheme).
 ///
 /// Returns false for a signature that is not 64 hex characters.
+#[cfg(any(test, feature = "internals"))]
 pub fn hmac_sha256_verify(
     app_secret: &[u8],
     app_id: &str,
@@ -300,6 +297,7 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
     out
 }
 
+#[cfg(any(test, feature = "internals"))]
 fn unhex32(s: &str) -> Option<[u8; 32]> {
     let s = s.as_bytes();
     if s.len() != 64 {
@@ -316,6 +314,21 @@ fn unhex32(s: &str) -> Option<[u8; 32]> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn hmac_sha256_sign_matches_the_documented_example() {
+        let sign = super::hmac_sha256_sign(
+            b"sandbox-secret",
+            "sandbox",
+            "1764374400000",
+            "0123456789abcdef0123456789abcdef",
+            br#"{"ftId":"2"}"#,
+        );
+        assert_eq!(
+            sign,
+            "5db186a0ff9ddcb9b784221a6f9e926a11f46d49485dd1bd480367699ccce6cb"
+        );
+    }
+
     use super::*;
 
     #[derive(serde::Deserialize)]

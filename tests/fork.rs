@@ -69,7 +69,7 @@ fn a_forked_child_uses_its_own_connections_and_nonces() {
     for r in &reqs {
         let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
         assert!(body["ftToken"].is_string(), "{:?}", r.body);
-        assert!(fotp::sign::hmac_sha256_verify(
+        assert!(support::hmac_sign_ok(
             b"sandbox-secret",
             "sandbox",
             r.header("timestamp"),

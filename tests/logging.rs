@@ -257,14 +257,8 @@ fn nothing_is_emitted_below_the_max_level() {
 #[derive(Debug)]
 struct DownStore;
 
-impl fotp::tracker::Store for DownStore {
-    fn reserve(
-        &self,
-        _: &[String],
-        _: &str,
-        _: usize,
-        _: Duration,
-    ) -> fotp::Result<fotp::tracker::Reserve> {
+impl fotp::Store for DownStore {
+    fn reserve(&self, _: &[String], _: &str, _: usize, _: Duration) -> fotp::Result<fotp::Reserve> {
         Err(down())
     }
     fn bind(&self, _: &str, _: &str, _: &str) -> fotp::Result<bool> {
@@ -273,7 +267,7 @@ impl fotp::tracker::Store for DownStore {
     fn release(&self, _: &str, _: &str) -> fotp::Result<()> {
         Err(down())
     }
-    fn lookup(&self, _: &str) -> fotp::Result<fotp::tracker::Lookup> {
+    fn lookup(&self, _: &str) -> fotp::Result<fotp::Lookup> {
         Err(down())
     }
     fn claim(&self, _: &str) -> fotp::Result<Option<fotp::Match>> {

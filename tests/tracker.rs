@@ -154,7 +154,7 @@ impl ManualClock {
     }
 }
 
-impl fotp::tracker::Clock for ManualClock {
+impl fotp::Clock for ManualClock {
     fn now(&self) -> Duration {
         Duration::from_millis(self.0.load(std::sync::atomic::Ordering::SeqCst))
     }
@@ -304,7 +304,7 @@ fn a_late_callback_never_settles_a_newer_verification_with_the_same_code() {
                 Duration::from_secs(600)
             )
             .unwrap(),
-        fotp::tracker::Reserve::Reserved(0)
+        fotp::Reserve::Reserved(0)
     );
     assert!(store.bind(&old.code, "new-ticket", &new.ft_token).unwrap());
     // The platform retries the old verification's callback late (the old user succeeded).
@@ -345,7 +345,7 @@ fn a_verify_that_times_out_after_sending_keeps_its_code_until_the_ttl() {
     assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
     assert_eq!(server.count(), 1, "the request was sent");
     assert_eq!(store.live(4), 1, "kept while the platform may hold it");
-    clock.advance(Duration::from_secs(60) + fotp::tracker::DEFAULT_GRACE);
+    clock.advance(Duration::from_secs(60) + fotp::DEFAULT_GRACE);
     assert_eq!(store.live(4), 0, "freed with its TTL");
 
     // Nobody listening: the request surely never arrived, so the code is freed at once.

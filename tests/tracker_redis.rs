@@ -369,7 +369,7 @@ fn settle_is_shared_between_processes_and_a_repeated_call_answers_the_same() {
     let store = a.store();
     assert_eq!(
         store.lookup(&w.code).unwrap(),
-        fotp::tracker::Lookup::Bound(w.ft_token.clone())
+        fotp::Lookup::Bound(w.ft_token.clone())
     );
     assert_eq!(
         store.settle(&w.code, &w.ft_token, "id-1").unwrap(),
@@ -392,10 +392,7 @@ fn settle_is_shared_between_processes_and_a_repeated_call_answers_the_same() {
     let r = a.reserve(6, None).unwrap();
     let mut con = redis.con();
     let before: usize = con.zcard("settle:live:6").unwrap();
-    assert_eq!(
-        store.lookup(r.code()).unwrap(),
-        fotp::tracker::Lookup::Reserved
-    );
+    assert_eq!(store.lookup(r.code()).unwrap(), fotp::Lookup::Reserved);
     a.bind(&r, "tok-r").unwrap();
     a.bind(&r, "tok-r").unwrap();
     assert_eq!(con.zcard::<_, usize>("settle:live:6").unwrap(), before);
@@ -406,7 +403,7 @@ fn settle_is_shared_between_processes_and_a_repeated_call_answers_the_same() {
     let twice = store
         .reserve(&cands, "ticket-x", 450_000, Duration::from_secs(60))
         .unwrap();
-    assert_eq!(once, fotp::tracker::Reserve::Reserved(0));
+    assert_eq!(once, fotp::Reserve::Reserved(0));
     assert_eq!(twice, once, "a repeated reserve takes no second code");
     assert_eq!(con.zcard::<_, usize>("settle:live:6").unwrap(), before + 1);
 }

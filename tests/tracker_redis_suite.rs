@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use fotp::tracker::Lookup;
+use fotp::Lookup;
 use fotp::{ErrorKind, Settlement, Tracker};
 use redis::ConnectionLike;
 use tracker_support::{eventually, line_with, lines_of, Platform, Redis};

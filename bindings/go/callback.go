@@ -88,10 +88,12 @@ func callbackToC(cb *Callback) (*C.fotp_callback, error) {
 
 // CallbackHandler returns an http.Handler for the template's callback address (push mode).
 //
-// It accepts POST only (405 otherwise) and reads at most 64 KiB of body. When the body
-// parses, it calls handle with the request's context: a nil return answers 200 with
-// {"code":"0"} (application/json); an error answers 500, so that the platform delivers the
-// callback again. A body that does not parse answers 400 with the reason as text.
+// It accepts POST only (405 otherwise) and reads at most 64 KiB of body (413 beyond, with
+// http.MaxBytesReader; a body that cannot be read answers 500, so the platform delivers it
+// again). When the body parses, it calls handle with the request's context: a nil return
+// answers 200 with {"code":"0"} (application/json); an error answers 500, so that the platform
+// delivers the callback again. A body that does not parse answers 400 with the reason as text.
+// A nil handle panics at once, as http.Handle does for a nil handler.
 //
 // handle sees every delivery, repeated and forged ones included: a callback carries no
 // signature and the callback address is public. Apps that start their verifications with a
@@ -99,9 +101,9 @@ func callbackToC(cb *Callback) (*C.fotp_callback, error) {
 // others confirm each callback with Client.Confirm before acting on it.
 func CallbackHandler(handle func(ctx context.Context, cb *Callback) error) http.Handler {
 	if handle == nil {
-		return callbackHandler(func(*http.Request, *C.fotp_callback, *Callback) (int, error) {
-			return http.StatusInternalServerError, errNoHandler
-		})
+		// As http.Handle does: a mistake in the wiring fails at start, not on every callback
+		// (which the platform would retry forever).
+		panic("fotp: CallbackHandler: nil handle")
 	}
 	return callbackHandler(func(r *http.Request, _ *C.fotp_callback, cb *Callback) (int, error) {
 		if err := handle(r.Context(), cb); err != nil {
@@ -129,17 +131,15 @@ func CallbackHandler(handle func(ctx context.Context, cb *Callback) error) http.
 //
 // handle never runs twice at the same time for one verification, in any process sharing t's
 // store: a delivery is first only while no other is. handle may be nil when Tracker.Wait does
-// all the work (settling wakes it). Requests that are not POST answer 405, bodies that do not
-// parse 400 (handle not called); a nil t or c answers 500.
+// all the work (settling wakes it). Requests that are not POST answer 405, bodies over 64 KiB
+// 413, bodies that do not parse 400 (handle not called). A nil t or c panics at once, as
+// http.Handle does for a nil handler.
 func TrackedCallbackHandler(t *Tracker, c *Client, handle func(ctx context.Context, cb *Callback, m *Match) error) http.Handler {
-	if t == nil || c == nil {
-		err := errNoTracker
-		if t != nil {
-			err = errNoClient
-		}
-		return callbackHandler(func(*http.Request, *C.fotp_callback, *Callback) (int, error) {
-			return http.StatusInternalServerError, err
-		})
+	if t == nil {
+		panic("fotp: TrackedCallbackHandler: nil tracker")
+	}
+	if c == nil {
+		panic("fotp: TrackedCallbackHandler: nil client (settling asks the platform)")
 	}
 	return callbackHandler(func(r *http.Request, ccb *C.fotp_callback, cb *Callback) (status int, err error) {
 		// Settling is not abandoned when the platform hangs up: a first settlement must reach
@@ -184,13 +184,6 @@ func TrackedCallbackHandler(t *Tracker, c *Client, handle func(ctx context.Conte
 	})
 }
 
-// Configuration mistakes, answered with their own text (they hold no application details).
-var (
-	errNoHandler = errors.New("no callback handler")
-	errNoTracker = errors.New("no tracker for the callback handler")
-	errNoClient  = errors.New("no client for the callback handler: settling asks the platform")
-)
-
 // errUnconfirmed answers a callback that the platform does not confirm (yet).
 var errUnconfirmed = errors.New("the platform does not confirm this callback (yet)")
 
@@ -204,11 +197,18 @@ func callbackHandler(process func(r *http.Request, ccb *C.fotp_callback, cb *Cal
 			http.Error(w, "method not allowed: callbacks are POSTed", http.StatusMethodNotAllowed)
 			return
 		}
-		// One byte over the limit lets the library report the body as too large.
-		body, err := io.ReadAll(io.LimitReader(r.Body, MaxCallbackBytes+1))
-		if err != nil {
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxCallbackBytes))
+		var tooLarge *http.MaxBytesError
+		switch {
+		case errors.As(err, &tooLarge):
+			logRefusal("the body is over the limit")
+			http.Error(w, fmt.Sprintf("the callback body is over the limit of %d bytes", MaxCallbackBytes),
+				http.StatusRequestEntityTooLarge)
+			return
+		case err != nil:
+			// The connection failed, not the callback: 5xx, so the platform delivers it again.
 			logRefusal("the body could not be read: " + err.Error())
-			http.Error(w, "cannot read the callback body: "+err.Error(), http.StatusBadRequest)
+			http.Error(w, "the callback body could not be read", http.StatusInternalServerError)
 			return
 		}
 		ccb, err := parseC(body)
@@ -223,7 +223,7 @@ func callbackHandler(process func(r *http.Request, ccb *C.fotp_callback, cb *Cal
 		defer C.fotp_callback_free(ccb)
 		status, err := process(r, ccb, callbackFromC(ccb))
 		switch {
-		case err == errNoHandler || err == errNoTracker || err == errNoClient || err == errUnconfirmed:
+		case err == errUnconfirmed:
 			http.Error(w, err.Error(), status)
 			return
 		case status == http.StatusServiceUnavailable:

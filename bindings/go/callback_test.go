@@ -117,7 +117,7 @@ func TestCallbackHandler(t *testing.T) {
 		t.Fatalf("missing field: %d %q", rec.Code, rec.Body.String())
 	}
 	rec = do(http.MethodPost, `{"mobile":"`+strings.Repeat("1", 2*MaxCallbackBytes)+`"}`)
-	if rec.Code != 400 || !strings.Contains(rec.Body.String(), "limit") {
+	if rec.Code != http.StatusRequestEntityTooLarge || !strings.Contains(rec.Body.String(), "limit") {
 		t.Fatalf("oversized: %d %.200q", rec.Code, rec.Body.String())
 	}
 	rec = do(http.MethodGet, "")

@@ -25,6 +25,9 @@ const (
 	DefaultRetries        = 2
 )
 
+// NoRetries as Config.Retries disables retries: Retries' zero value means the default.
+const NoRetries = -1
+
 // Config describes a client. The zero value of a field means "unset" (the library default).
 //
 // Set either AppID and AppSecret (the hmac-sha256 scheme) or AppKey and Token (the token
@@ -42,7 +45,10 @@ type Config struct {
 	// beyond the C API's limit (about 49.7 days) count as that limit.
 	Timeout        time.Duration
 	ConnectTimeout time.Duration // 0 = 3 s
-	Retries        int           // 0 = 2; a negative value means no retries at all
+	// Retries is how many times a failed attempt is retried. Its zero value means unset (the
+	// default, 2), as for every Config field (CONTRACT section 1); to disable retries, set
+	// NoRetries (any negative value).
+	Retries int
 	// AllowInsecureHTTP allows http:// to hosts that are not loopback.
 	AllowInsecureHTTP bool
 

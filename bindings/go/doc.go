@@ -15,6 +15,17 @@
 // soon as the callback was settled. Without a tracker, CallbackHandler serves every
 // delivery, and Client.Confirm cross-checks a callback.
 //
+// The methods that talk to the platform (Client's Verify, Query, Wait, Confirm; Tracker's
+// Verify, Settle, Wait) take a context; Tracker.Match (the store only), constructors,
+// ParseCallback, Close and the handlers do not.
+//
+// Errors are *Error values: compare them with errors.Is against ErrInvalidArgument, ErrConfig,
+// ErrNetwork, ErrTimeout, ErrHTTPStatus, ErrAPI, ErrDecode, ErrExhausted and ErrInternal;
+// docs/ERRORS.md in the repository says exactly when each kind is used. A zero Config field
+// means "unset" (the library default): set Retries to NoRetries to disable retries. A nil
+// handler, tracker or client given to CallbackHandler or TrackedCallbackHandler panics at
+// once, as http.Handle does.
+//
 // Time limits: Config.Timeout bounds each attempt (a query attempt that runs out of it is
 // retried), and the context's deadline bounds the whole call. Cancelling the context returns
 // ctx.Err() at once; the library call stops within about 100 ms (a verify not sent yet is

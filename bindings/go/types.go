@@ -70,5 +70,10 @@ type Callback struct {
 	Code        string `json:"code"`
 	Content     string `json:"content,omitempty"`
 	DeliverTime string `json:"deliverTime,omitempty"`
-	Err         string `json:"err,omitempty"` // why the verification failed, when it did
+	// Err is the platform's "err" field as sent: its reason why the verification failed, ""
+	// when absent. A string, not a Go error: the callback itself arrived and parsed fine, and
+	// the name and type are those of the wire field (CONTRACT sections 1 and 5); wrapping it in
+	// an error would lose nothing but invite `if cb.Err != nil` checks that read as a failure
+	// of the call.
+	Err string `json:"err,omitempty"`
 }

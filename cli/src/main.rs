@@ -367,7 +367,7 @@ fn verify(g: &Global, a: VerifyArgs) -> Outcome {
 
 fn wait(g: &Global, a: WaitArgs) -> Outcome {
     let json = a.json;
-    fotp::validate::ft_token(&a.token).map_err(|e| (e, json))?;
+    fotp::__internals::ft_token(&a.token).map_err(|e| (e, json))?;
     let client = client(g).map_err(|e| (e, json))?;
     let result = if std::io::stderr().is_terminal() {
         wait_with_spinner(&client, &a.token, a.timeout)

@@ -223,7 +223,7 @@ fn authentication_errors() {
 
     // The body is part of the signature: a signature over another body fails.
     let mut tampered = Raw::fresh();
-    tampered.sign = Some(fotp::sign::hmac_sha256_sign(
+    tampered.sign = Some(fotp::__internals::hmac_sha256_sign(
         SECRET.as_bytes(),
         "sandbox",
         &tampered.timestamp,
@@ -237,7 +237,7 @@ fn authentication_errors() {
 
     for skew in [-301_000i64, 301_000] {
         let mut old = Raw::fresh();
-        old.timestamp = (fotp::sign::now_millis() as i64 + skew).to_string();
+        old.timestamp = (fotp::__internals::now_millis() as i64 + skew).to_string();
         let (status, e) = old.post(&base, "/flash/opt/verify", body);
         assert_eq!(
             (status, e["code"].as_str()),
@@ -246,7 +246,7 @@ fn authentication_errors() {
         );
     }
     let mut near = Raw::fresh();
-    near.timestamp = (fotp::sign::now_millis() - 250_000).to_string();
+    near.timestamp = (fotp::__internals::now_millis() - 250_000).to_string();
     assert_eq!(
         near.post(&base, "/flash/opt/verify", body).1["code"],
         "000000"

@@ -7,10 +7,10 @@ fuzz_target!(|input: (u16, &[u8])| {
     let (status, body) = input;
     let status = 100 + status % 500;
     let ok = (200..300).contains(&status);
-    if fotp::wire::decode_envelope::<fotp::Verification>(status, body).is_ok() {
+    if fotp::__internals::decode_envelope::<fotp::Verification>(status, body).is_ok() {
         assert!(ok);
     }
-    if let Ok(r) = fotp::wire::decode_envelope::<fotp::QueryResult>(status, body) {
+    if let Ok(r) = fotp::__internals::decode_envelope::<fotp::QueryResult>(status, body) {
         assert!(ok);
         assert_eq!(r.status, fotp::Status::from_wire(&r.raw_status));
     }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::{
     boundary, fotp_callback, fotp_config, fotp_error, fotp_query_result, fotp_verification,
-    free_box, try_opt_str, try_out, try_ref, try_str, FfiResult,
+    free_box, try_opt_str, try_out, try_ref, try_str, write_out, FfiResult,
 };
 use crate::cancel::CancelToken;
 use crate::client::Client;
@@ -28,11 +28,6 @@ impl fotp_client {
     }
 }
 
-fn write_out<T>(out: *mut *mut T, value: T) {
-    // SAFETY: callers checked `out` with try_out(); the C caller provides a writable pointer.
-    unsafe { out.write(Box::into_raw(Box::new(value))) }
-}
-
 /// Builds a client from `c`: checks the base URL, credentials and limits. Nothing is sent on
 /// the network.
 ///
@@ -41,6 +36,7 @@ fn write_out<T>(out: *mut *mut T, value: T) {
 /// returns NULL. Errors: FOTP_ERROR_CONFIG (missing base URL or credentials, insecure URL,
 /// zero time limit, unreadable CA bundle), FOTP_ERROR_INVALID_ARGUMENT (NULL argument).
 /// `*out` is untouched on failure. Thread-safe as long as `c` is not being changed.
+#[must_use]
 #[no_mangle]
 pub unsafe extern "C" fn fotp_client_new(
     c: *const fotp_config,
@@ -51,7 +47,8 @@ pub unsafe extern "C" fn fotp_client_new(
         let c = unsafe { try_ref(c, "c")? };
         let out = try_out(out, "out")?;
         let client = Client::new(c.builder().clone().build()?)?;
-        write_out(out, fotp_client { client });
+        // SAFETY: `out` passed try_out() above.
+        unsafe { write_out(out, fotp_client { client }) };
         Ok(())
     })
 }
@@ -65,6 +62,7 @@ pub unsafe extern "C" fn fotp_client_new(
 /// fotp_client_free(), independently of `client`) and returns NULL. A NULL argument or
 /// `timeout_ms` == 0 is FOTP_ERROR_INVALID_ARGUMENT. `*out` is untouched on failure.
 /// Thread-safe.
+#[must_use]
 #[no_mangle]
 pub unsafe extern "C" fn fotp_client_with_timeout(
     client: *const fotp_client,
@@ -84,7 +82,8 @@ pub unsafe extern "C" fn fotp_client_with_timeout(
         let client = client
             .client
             .with_timeout(Duration::from_millis(timeout_ms.into()));
-        write_out(out, fotp_client { client });
+        // SAFETY: `out` passed try_out() above.
+        unsafe { write_out(out, fotp_client { client }) };
         Ok(())
     })
 }
@@ -140,6 +139,7 @@ pub unsafe extern "C" fn fotp_cancel_free(c: *mut fotp_cancel) {
 /// On success writes the new client to `*out` (owned by the caller, free with
 /// fotp_client_free(), independently of `client` and `cancel`) and returns NULL. A NULL
 /// argument is FOTP_ERROR_INVALID_ARGUMENT; `*out` is untouched on failure. Thread-safe.
+#[must_use]
 #[no_mangle]
 pub unsafe extern "C" fn fotp_client_with_cancel(
     client: *const fotp_client,
@@ -151,7 +151,8 @@ pub unsafe extern "C" fn fotp_client_with_cancel(
         let (client, cancel) = unsafe { (try_ref(client, "client")?, try_ref(cancel, "cancel")?) };
         let out = try_out(out, "out")?;
         let client = client.client.with_cancel(&cancel.token);
-        write_out(out, fotp_client { client });
+        // SAFETY: `out` passed try_out() above.
+        unsafe { write_out(out, fotp_client { client }) };
         Ok(())
     })
 }
@@ -175,6 +176,7 @@ pub unsafe extern "C" fn fotp_client_free(client: *mut fotp_client) {
 /// is retried only when the request surely never reached the server. On success writes a new verification to `*out` (owned by the caller,
 /// free with fotp_verification_free()) and returns NULL; `*out` is untouched on failure.
 /// Errors: INVALID_ARGUMENT, NETWORK, TIMEOUT, HTTP_STATUS, API, DECODE. Thread-safe.
+#[must_use]
 #[no_mangle]
 pub unsafe extern "C" fn fotp_verify(
     client: *const fotp_client,
@@ -201,7 +203,8 @@ pub unsafe extern "C" fn fotp_verify(
             req = req.validity_minutes(validity_minutes);
         }
         let v = fotp_verification::new(client.client.verify(&req)?)?;
-        write_out(out, v);
+        // SAFETY: `out` passed try_out() above.
+        unsafe { write_out(out, v) };
         Ok(())
     })
 }
@@ -212,6 +215,7 @@ pub unsafe extern "C" fn fotp_verify(
 /// retried on network errors, time-outs, HTTP 429 and 5xx, honouring Retry-After (seconds or
 /// an HTTP-date, at most one attempt's time limit). On success writes a new result to `*out` (owned by the caller, free with
 /// fotp_query_result_free()) and returns NULL; `*out` is untouched on failure. Thread-safe.
+#[must_use]
 #[no_mangle]
 pub unsafe extern "C" fn fotp_query(
     client: *const fotp_client,
@@ -224,7 +228,8 @@ pub unsafe extern "C" fn fotp_query(
             unsafe { (try_ref(client, "client")?, try_str(ft_token, "ft_token")?) };
         let out = try_out(out, "out")?;
         let r = fotp_query_result::new(client.client.query(ft_token)?)?;
-        write_out(out, r);
+        // SAFETY: `out` passed try_out() above.
+        unsafe { write_out(out, r) };
         Ok(())
     })
 }
@@ -238,6 +243,7 @@ pub unsafe extern "C" fn fotp_query(
 ///
 /// On success writes a new result to `*out` (owned by the caller, free with
 /// fotp_query_result_free()) and returns NULL; `*out` is untouched on failure. Thread-safe.
+#[must_use]
 #[no_mangle]
 pub unsafe extern "C" fn fotp_wait(
     client: *const fotp_client,
@@ -253,7 +259,8 @@ pub unsafe extern "C" fn fotp_wait(
         let r = client
             .client
             .wait(ft_token, Duration::from_millis(timeout_ms.into()))?;
-        write_out(out, fotp_query_result::new(r)?);
+        // SAFETY: `out` passed try_out() above.
+        unsafe { write_out(out, fotp_query_result::new(r)?) };
         Ok(())
     })
 }
@@ -265,6 +272,7 @@ pub unsafe extern "C" fn fotp_wait(
 /// On success writes to `*confirmed` (true when everything matches, false when anything
 /// differs) and returns NULL. Errors are only for failed queries or bad arguments;
 /// `*confirmed` is untouched then. Thread-safe.
+#[must_use]
 #[no_mangle]
 pub unsafe extern "C" fn fotp_confirm_callback(
     client: *const fotp_client,

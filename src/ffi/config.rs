@@ -16,9 +16,10 @@ pub struct fotp_config {
 }
 
 impl fotp_config {
-    fn update(&mut self, f: impl FnOnce(ConfigBuilder) -> ConfigBuilder) {
-        let b = std::mem::take(&mut self.builder);
-        self.builder = f(b);
+    /// Applies a setter to a copy, so that a setter that panics (caught by `boundary()`)
+    /// leaves the config as it was, as the header promises ("c is unchanged").
+    pub(crate) fn update(&mut self, f: impl FnOnce(ConfigBuilder) -> ConfigBuilder) {
+        self.builder = f(self.builder.clone());
     }
 
     pub(crate) fn builder(&self) -> &ConfigBuilder {
@@ -48,6 +49,7 @@ pub extern "C" fn fotp_config_new() -> *mut fotp_config {
 /// fotp_config_free()) and returns NULL. A variable that does not parse is a FOTP_ERROR_CONFIG
 /// error; missing ones are only reported by fotp_client_new(). `*out` is untouched on failure.
 /// Thread-safe (but races with threads that change the environment, as getenv does).
+#[must_use]
 #[no_mangle]
 pub unsafe extern "C" fn fotp_config_from_env(
     out: *mut *mut fotp_config,
@@ -67,6 +69,7 @@ pub unsafe extern "C" fn fotp_config_from_env(
 ///
 /// `url` is copied. Returns NULL on success, an owned FOTP_ERROR_INVALID_ARGUMENT error when
 /// `c` or `url` is NULL or `url` is not UTF-8 (then `c` is unchanged).
+#[must_use]
 #[no_mangle]
 pub unsafe extern "C" fn fotp_config_set_base_url(
     c: *mut fotp_config,
@@ -85,6 +88,7 @@ pub unsafe extern "C" fn fotp_config_set_base_url(
 /// Both strings are copied; the secret is never shown in messages. Returns NULL on success, an
 /// owned FOTP_ERROR_INVALID_ARGUMENT error when an argument is NULL or not UTF-8 (then `c` is
 /// unchanged). Empty or malformed values are reported by fotp_client_new().
+#[must_use]
 #[no_mangle]
 pub unsafe extern "C" fn fotp_config_set_hmac_auth(
     c: *mut fotp_config,
@@ -111,6 +115,7 @@ pub unsafe extern "C" fn fotp_config_set_hmac_auth(
 /// Both strings are copied; the token is never shown in messages. Returns NULL on success, an
 /// owned FOTP_ERROR_INVALID_ARGUMENT error when an argument is NULL or not UTF-8 (then `c` is
 /// unchanged).
+#[must_use]
 #[no_mangle]
 pub unsafe extern "C" fn fotp_config_set_token_auth(
     c: *mut fotp_config,
@@ -136,6 +141,7 @@ pub unsafe extern "C" fn fotp_config_set_token_auth(
 ///
 /// `suffix` is copied. Returns NULL on success, an owned FOTP_ERROR_INVALID_ARGUMENT error when
 /// an argument is NULL or not UTF-8 (then `c` is unchanged).
+#[must_use]
 #[no_mangle]
 pub unsafe extern "C" fn fotp_config_set_user_agent_suffix(
     c: *mut fotp_config,
@@ -188,6 +194,7 @@ pub unsafe extern "C" fn fotp_config_set_call_timeout_ms(c: *mut fotp_config, ms
 /// FOTP_ERROR_CONFIG error naming the problem when the file cannot be read, is not PEM or holds
 /// no certificate; FOTP_ERROR_INVALID_ARGUMENT when an argument is NULL or `pem_path` is not
 /// UTF-8. `c` is unchanged on failure. `pem_path` is not kept.
+#[must_use]
 #[no_mangle]
 pub unsafe extern "C" fn fotp_config_set_ca_bundle(
     c: *mut fotp_config,
@@ -210,6 +217,7 @@ pub unsafe extern "C" fn fotp_config_set_ca_bundle(
 /// `proxy_url` is copied. Returns NULL on success; an owned FOTP_ERROR_CONFIG error when the
 /// URL does not parse or is not http(s)://; FOTP_ERROR_INVALID_ARGUMENT when `c` is NULL or
 /// `proxy_url` is not UTF-8. `c` is unchanged on failure.
+#[must_use]
 #[no_mangle]
 pub unsafe extern "C" fn fotp_config_set_proxy(
     c: *mut fotp_config,

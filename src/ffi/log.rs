@@ -261,6 +261,7 @@ fn set(level: c_int, callback: Option<Callback>, user: *mut c_void) -> FfiResult
 /// calls returned. When logging is off, an event costs one atomic load, nothing is formatted.
 /// Events never carry a secret, signature, OTP code or full mobile number.
 /// Errors: FOTP_ERROR_INVALID_ARGUMENT (a level outside FOTP_LOG_OFF..FOTP_LOG_TRACE).
+#[must_use]
 #[no_mangle]
 pub unsafe extern "C" fn fotp_set_logger(
     level: c_int,
@@ -273,6 +274,7 @@ pub unsafe extern "C" fn fotp_set_logger(
 /// Like fotp_set_logger(), with a callback that also receives each event's fields as key/value
 /// strings (for bindings that log structured records). The two share one logger: setting either
 /// replaces the other.
+#[must_use]
 #[no_mangle]
 pub unsafe extern "C" fn fotp_set_logger_fields(
     level: c_int,
@@ -284,6 +286,7 @@ pub unsafe extern "C" fn fotp_set_logger_fields(
 
 /// Changes the level of the current logger, keeping its callback (nothing happens without one).
 /// Errors: FOTP_ERROR_INVALID_ARGUMENT (a level outside FOTP_LOG_OFF..FOTP_LOG_TRACE).
+#[must_use]
 #[no_mangle]
 pub extern "C" fn fotp_set_log_level(level: c_int) -> *mut super::fotp_error {
     boundary(|| -> FfiResult {

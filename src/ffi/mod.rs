@@ -151,6 +151,17 @@ pub(crate) fn try_out<T>(p: *mut T, name: &str) -> Result<*mut T, Error> {
     }
 }
 
+/// Hands `value` to the C caller: boxes it and writes the owning pointer to `*out`.
+///
+/// # Safety
+/// `out` passed [`try_out`] (not NULL) and points to writable memory for a `*mut T` (the C
+/// caller's side of every `out` parameter's contract).
+pub(crate) unsafe fn write_out<T>(out: *mut *mut T, value: T) {
+    debug_assert!(!out.is_null(), "write_out before try_out");
+    // SAFETY: per this function's contract.
+    unsafe { out.write(Box::into_raw(Box::new(value))) }
+}
+
 /// Takes back ownership of a handle the library returned earlier, dropping it; NULL is a no-op.
 ///
 /// # Safety

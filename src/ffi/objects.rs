@@ -320,6 +320,7 @@ pub unsafe extern "C" fn fotp_query_result_free(r: *mut fotp_query_result) {
 /// inside a field) is a FOTP_ERROR_DECODE error naming the problem; a NULL `out`, or a NULL
 /// `body` with `len` > 0, is FOTP_ERROR_INVALID_ARGUMENT. `*out` is untouched on failure.
 /// Thread-safe. Answer an accepted callback with fotp_callback_ack().
+#[must_use]
 #[no_mangle]
 pub unsafe extern "C" fn fotp_callback_parse(
     body: *const u8,

@@ -179,3 +179,20 @@ fn unknown_status_keeps_the_raw_value() {
         fotp_query_result_free(r);
     }
 }
+
+#[test]
+fn a_panicking_config_setter_leaves_the_config_unchanged() {
+    let c = fotp_config_new();
+    // SAFETY: a live config from fotp_config_new(), freed at the end.
+    unsafe {
+        let url = c"https://otp.example.com";
+        assert!(fotp_config_set_base_url(c, url.as_ptr()).is_null());
+        fotp_config_set_retries(c, 7);
+        // What boundary() does when a setter's body panics.
+        boundary(|| (*c).update(|_| panic!("setter bug")));
+        let b = (*c).builder().clone().hmac_auth("a", "b").build().unwrap();
+        assert_eq!(b.base_url(), "https://otp.example.com");
+        assert_eq!(b.retries(), 7);
+        fotp_config_free(c);
+    }
+}

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use super::{
     boundary, decoded_cstring, fotp_callback, fotp_client, fotp_error, fotp_query_result,
-    fotp_verification, free_box, try_opt_str, try_out, try_ref, try_str, FfiOutput, FfiResult,
+    fotp_verification, free_box, try_opt_str, try_out, try_ref, try_str, write_out, FfiOutput,
+    FfiResult,
 };
 use crate::error::Error;
 use crate::tracker::{Match, Settlement, Tracker};
@@ -70,11 +71,6 @@ impl FfiOutput for *mut fotp_tracker {
     }
 }
 
-fn write_out<T>(out: *mut *mut T, value: T) {
-    // SAFETY: callers checked `out` with try_out(); the C caller provides a writable pointer.
-    unsafe { out.write(Box::into_raw(Box::new(value))) }
-}
-
 /// A new tracker for one process, keeping its codes in memory (a mutex-protected map).
 ///
 /// Owned by the caller: free with fotp_tracker_free(). Returns NULL only if the library hit an
@@ -105,6 +101,7 @@ pub extern "C" fn fotp_tracker_new_memory() -> *mut fotp_tracker {
 ///
 /// On success writes a new tracker to `*out` (owned by the caller, free with
 /// fotp_tracker_free()) and returns NULL; `*out` is untouched on failure. Thread-safe.
+#[must_use]
 #[no_mangle]
 pub unsafe extern "C" fn fotp_tracker_new_redis(
     url: *const c_char,
@@ -116,7 +113,8 @@ pub unsafe extern "C" fn fotp_tracker_new_redis(
         let (url, ns) = unsafe { (try_str(url, "url")?, try_opt_str(ns, "ns")?) };
         let out = try_out(out, "out")?;
         let tracker = redis_tracker(url, ns.unwrap_or("fotp"))?;
-        write_out(out, fotp_tracker { tracker });
+        // SAFETY: `out` passed try_out() above.
+        unsafe { write_out(out, fotp_tracker { tracker }) };
         Ok(())
     })
 }
@@ -157,6 +155,7 @@ pub unsafe extern "C" fn fotp_tracker_free(t: *mut fotp_tracker) {
 /// of fotp_verify(), and FOTP_ERROR_NETWORK when the tracker's store fails. On success writes a
 /// new verification to `*out` (owned by the caller, free with fotp_verification_free()) and
 /// returns NULL; `*out` is untouched on failure. Thread-safe.
+#[must_use]
 #[no_mangle]
 pub unsafe extern "C" fn fotp_tracker_verify(
     t: *const fotp_tracker,
@@ -179,7 +178,8 @@ pub unsafe extern "C" fn fotp_tracker_verify(
         let length = if code_length == 0 { 4 } else { code_length };
         let validity = (validity_minutes != 0).then_some(validity_minutes);
         let v = t.tracker.verify(client.client(), ft_id, length, validity)?;
-        write_out(out, fotp_verification::new(v)?);
+        // SAFETY: `out` passed try_out() above.
+        unsafe { write_out(out, fotp_verification::new(v)?) };
         Ok(())
     })
 }
@@ -197,6 +197,7 @@ pub unsafe extern "C" fn fotp_tracker_verify(
 /// makes fotp_tracker_settle() report the genuine delivery as a duplicate. Errors:
 /// FOTP_ERROR_NETWORK when the store fails (never a wrong match), FOTP_ERROR_INVALID_ARGUMENT
 /// for NULL arguments; `*out` is untouched on failure. Thread-safe.
+#[must_use]
 #[no_mangle]
 pub unsafe extern "C" fn fotp_tracker_match(
     t: *const fotp_tracker,
@@ -233,6 +234,7 @@ pub unsafe extern "C" fn fotp_tracker_match(
 /// (a failed query consumes nothing: answer 503 so the platform delivers again),
 /// FOTP_ERROR_NETWORK when the store fails, FOTP_ERROR_INVALID_ARGUMENT for NULL arguments;
 /// `*out` is untouched on failure. Thread-safe.
+#[must_use]
 #[no_mangle]
 pub unsafe extern "C" fn fotp_tracker_settle(
     t: *const fotp_tracker,
@@ -295,6 +297,7 @@ unsafe fn settle_into(
 /// the caller, free with fotp_match_free()) for FOTP_SETTLE_FIRST and FOTP_SETTLE_DUPLICATE,
 /// NULL otherwise. Errors as for fotp_tracker_settle(); `*outcome` and `*out` are untouched on
 /// failure. Thread-safe.
+#[must_use]
 #[no_mangle]
 pub unsafe extern "C" fn fotp_tracker_settle_outcome(
     t: *const fotp_tracker,
@@ -315,6 +318,7 @@ pub unsafe extern "C" fn fotp_tracker_settle_outcome(
 /// fotp_tracker_match(): only the first settlement's own match can undo it. `m` stays owned by
 /// the caller. Errors: FOTP_ERROR_NETWORK when the store fails, FOTP_ERROR_INVALID_ARGUMENT for
 /// NULL arguments. Thread-safe.
+#[must_use]
 #[no_mangle]
 pub unsafe extern "C" fn fotp_tracker_unsettle(
     t: *const fotp_tracker,
@@ -374,6 +378,7 @@ pub unsafe extern "C" fn fotp_match_free(m: *mut fotp_match) {
 /// new result to `*out` (owned by the caller, free with fotp_query_result_free()) and returns
 /// NULL; `*out` is untouched on failure. Errors: those of fotp_query() other than transient
 /// ones (retried within the limit). Thread-safe.
+#[must_use]
 #[no_mangle]
 pub unsafe extern "C" fn fotp_tracker_wait(
     t: *const fotp_tracker,
@@ -397,7 +402,8 @@ pub unsafe extern "C" fn fotp_tracker_wait(
             ft_token,
             Duration::from_millis(timeout_ms.into()),
         )?;
-        write_out(out, fotp_query_result::new(r)?);
+        // SAFETY: `out` passed try_out() above.
+        unsafe { write_out(out, fotp_query_result::new(r)?) };
         Ok(())
     })
 }

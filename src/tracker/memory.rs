@@ -402,7 +402,7 @@ mod tests {
             Reserve::Reserved(0)
         );
         let e = tracker.bind(&old, "tok-old").unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::Network);
+        assert_eq!(e.kind(), ErrorKind::Timeout);
         tracker.release(&old).unwrap();
         assert_eq!(store.live(4), 1, "release must not free another's code");
         assert!(store.bind(old.code(), "other", "tok-new").unwrap());

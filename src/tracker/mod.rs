@@ -1,55 +1,5 @@
-//! Push mode at scale: matching callbacks to verifications.
-//!
-//! A callback names no `ftToken`, only the phone number and the code, and it carries no
-//! signature. A [`Tracker`] gives each verification a code that no other live verification of
-//! the same tracker holds, so the code alone finds the verification; [`Tracker::settle`] has
-//! the platform confirm the callback and reports exactly one genuine delivery per verification
-//! as the first, and any process sharing the store can wait for the result.
-//!
-//! ```no_run
-//! # fn main() -> fotp::Result<()> {
-//! # let client = fotp::Client::from_env()?;
-//! let tracker = fotp::Tracker::memory(); // or fotp::Tracker::redis(url, "fotp")?
-//! let v = tracker.verify(&client, "2", 4, Some(5))?;
-//! // ... in the callback handler (possibly another process sharing the Redis store):
-//! # let body = b"";
-//! # fn act_on(_: &str) -> Result<(), ()> { Ok(()) }
-//! let cb = fotp::parse_callback(body)?;
-//! match tracker.settle(&client, &cb)? {
-//!     fotp::Settlement::First(m) => {
-//!         // Confirmed by the platform, and the first delivery: act on it, once.
-//!         if act_on(&m.ft_token).is_err() {
-//!             tracker.unsettle(&m)?; // answer 500: the next delivery is offered again
-//!         }
-//!     }
-//!     fotp::Settlement::Duplicate(_) => { /* confirmed, handled before: acknowledge */ }
-//!     fotp::Settlement::Unconfirmed => { /* not confirmed (yet): answer 503, nothing consumed */ }
-//!     fotp::Settlement::NoMatch => { /* no live verification holds this code: acknowledge */ }
-//! }
-//! // ... where the user waits:
-//! let result = tracker.wait(&client, &v.ft_token, std::time::Duration::from_secs(120))?;
-//! # Ok(()) }
-//! ```
-//!
-//! ## Design decisions
-//! - Codes never start with `0`: a callback field may arrive as a JSON integer, which would
-//!   drop a leading zero. The code space of length `n` is therefore `9 * 10^(n-1)` codes, and at
-//!   most half of it may be live at once (4 digits: 4500); past that, allocation fails with
-//!   [`ErrorKind::Exhausted`].
-//! - A code stays reserved for the verification's validity (the platform default of 5 minutes
-//!   when none is given) plus a grace period ([`DEFAULT_GRACE`]), so a late callback is still
-//!   matched and the code is not handed out again while the platform may still report it.
-//! - The mobile number is not part of the match: the platform decides which phone sent the code.
-//! - [`Tracker::wait`]'s result always comes from the platform's query. A matched or settled
-//!   callback only wakes the waiter so it queries at once instead of at the next poll: a
-//!   callback carries no signature, so a forged one can never make `wait` report success.
-//! - [`Tracker::settle`] consumes nothing until the platform confirms the callback, so a forged
-//!   callback (posted for every code) never turns the genuine one into a duplicate; the
-//!   unauthenticated [`Tracker::match_callback`] keeps a record of its own for the same reason.
-//! - A reservation is freed early only when the verify request surely never reached the server
-//!   (or the platform refused it); otherwise the platform may hold a session with the code,
-//!   and it stays reserved until its TTL. A late callback for an expired session does not
-//!   confirm against the newer session's query, so it never settles it.
+//! Push mode at scale: matching callbacks to verifications. The module is private; its user
+//! documentation is the crate docs' "Tracking" section (src/lib.rs).
 
 use std::fmt;
 use std::sync::Arc;
@@ -242,7 +192,7 @@ pub trait Store: Send + Sync + fmt::Debug {
     fn wait_matched(&self, ft_token: &str, timeout: Duration) -> Result<bool>;
 
     /// [`wait_matched`](Store::wait_matched) that also gives up (`false`) once `stop()` is
-    /// true, checked at least every [`STOP_CHECK`]. The default waits in such slices.
+    /// true, checked at least every 50 ms. The default waits in such slices.
     fn wait_matched_unless(
         &self,
         ft_token: &str,
@@ -265,9 +215,9 @@ pub trait Store: Send + Sync + fmt::Debug {
 }
 
 /// How often a wait looks at the client's cancel token.
-pub const STOP_CHECK: Duration = Duration::from_millis(50);
+pub(crate) const STOP_CHECK: Duration = Duration::from_millis(50);
 
-/// Matches push-mode callbacks to verifications; see the [module docs](self).
+/// Matches push-mode callbacks to verifications; see the [crate docs](crate#tracking-push-mode-at-scale).
 ///
 /// Cheap to clone and safe to share between threads: clones use the same store.
 #[derive(Clone, Debug)]
@@ -321,6 +271,9 @@ impl Tracker {
     }
 
     /// Test hook: every reservation lives exactly `ttl`, whatever the validity and grace.
+    /// Only with the unstable `internals` feature (the Redis expiry tests need seconds, not
+    /// minutes); not part of the Rust API.
+    #[cfg(feature = "internals")]
     #[doc(hidden)]
     pub fn with_ttl_override(mut self, ttl: Duration) -> Tracker {
         self.ttl_override = Some(ttl);
@@ -458,10 +411,12 @@ impl Tracker {
         )? {
             Ok(())
         } else {
+            // Timeout: the reservation's time ran out; retrying bind cannot help, a new
+            // verification can (docs/ERRORS.md).
             Err(Error::new(
-                ErrorKind::Network,
-                "the tracker's store no longer holds the code's reservation (it expired, or the \
-                 store was flushed)",
+                ErrorKind::Timeout,
+                "the tracker's reservation of the code ran out of time before bind (or the store \
+                 lost it): start a new verification",
             ))
         }
     }
@@ -595,7 +550,7 @@ impl Tracker {
     /// settled (in any process sharing the store) and the platform's query reports a final
     /// status, or when a query made every poll interval does; after `timeout`, a timeout error.
     ///
-    /// The result always comes from a query (see the [module docs](self)). Transient query
+    /// The result always comes from a query (see the [crate docs](crate#tracking-push-mode-at-scale)). Transient query
     /// failures are retried within `timeout`. When the store fails, the wait goes on by
     /// polling the platform; a time-out error then says that the store failed too. The
     /// client's call bound ([`Client::with_timeout`]) limits the wait as well, and its cancel

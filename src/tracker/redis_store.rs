@@ -206,7 +206,13 @@ impl RedisStore {
             settle: Script::new(SETTLE),
             unsettle: Script::new(UNSETTLE),
         };
-        store.with_conn(|c| redis::cmd("PING").query::<String>(c))?;
+        store
+            .with_conn(|c| redis::cmd("PING").query::<String>(c))
+            .map_err(|e| match e.message() == AUTH_REFUSED {
+                // At start the credentials are the caller's configuration.
+                true => Error::config("the Redis server refused the credentials in the URL"),
+                false => e,
+            })?;
         Ok(store)
     }
 
@@ -269,9 +275,13 @@ fn interrupted(e: &redis::RedisError) -> bool {
     e.kind() == redis::ErrorKind::IoError && e.to_string().ends_with(EINTR_TEXT)
 }
 
+const AUTH_REFUSED: &str = "the tracker's Redis store refused the credentials in the URL";
+
 fn store_error(e: redis::RedisError) -> Error {
+    // Network, credentials refused included: after start the URL was accepted once, so a
+    // refusal now is the server's state (a rotated password), a store failure (docs/ERRORS.md).
     if e.kind() == redis::ErrorKind::AuthenticationFailed {
-        return Error::config("the Redis server refused the credentials in the URL");
+        return Error::new(ErrorKind::Network, AUTH_REFUSED);
     }
     Error::new(
         ErrorKind::Network,

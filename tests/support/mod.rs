@@ -290,3 +290,45 @@ pub fn client_for(
     let builder = fotp::Config::builder(server.url()).hmac_auth("sandbox", "sandbox-secret");
     fotp::Client::new(tune(builder).build().unwrap()).unwrap()
 }
+
+/// Checks an `hmac-sha256` `sign` header independently of the code under test (the `hmac`
+/// crate directly, per docs/CONTRACT.md section 1).
+#[allow(dead_code)]
+pub fn hmac_sign_ok(
+    secret: &[u8],
+    app_id: &str,
+    ts: &str,
+    nonce: &str,
+    body: &[u8],
+    sign: &str,
+) -> bool {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret).unwrap();
+    for part in [
+        app_id.as_bytes(),
+        b"\n",
+        ts.as_bytes(),
+        b"\n",
+        nonce.as_bytes(),
+        b"\n",
+        body,
+    ] {
+        mac.update(part);
+    }
+    let want: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    want == sign
+}
+
+/// Milliseconds since the Unix epoch.
+#[allow(dead_code)]
+pub fn now_millis() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+}

@@ -313,7 +313,7 @@ impl TrackerCase {
         // Another runner of this run may have bound it already (Redis): either way, bound.
         check(
             store.lookup(&confirmed.code).map_err(|e| e.to_string())?
-                == fotp::tracker::Lookup::Bound(QUERY_TOKEN.to_owned()),
+                == fotp::Lookup::Bound(QUERY_TOKEN.to_owned()),
             "settle code bound",
         )?;
         Ok(TrackerCase {
@@ -366,7 +366,7 @@ struct Cases {
     floor: Floor,
     trap: Floor,
     limited: Floor,
-    signer: fotp::sign::HmacSha256Signer,
+    signer: fotp::__internals::HmacSha256Signer,
     verify_req: fotp::VerifyRequest,
 }
 
@@ -430,7 +430,7 @@ impl Cases {
                     .read_to_vec()
                     .map_err(|e| format!("ureq body: {e}"))?;
                 let v: fotp::Verification =
-                    fotp::wire::decode_envelope(200, &bytes).map_err(|e| e.to_string())?;
+                    fotp::__internals::decode_envelope(200, &bytes).map_err(|e| e.to_string())?;
                 check(v.code == SEED_CODE, "code")
             })?,
             "ureq-signed-verify" => repeat(n, || {
@@ -471,7 +471,7 @@ impl Cases {
             })?,
             // The parts of a call that are not HTTP, for the breakdown in BENCHMARKS.md.
             "part-sign" => {
-                let signer = fotp::sign::HmacSha256Signer::new(
+                let signer = fotp::__internals::HmacSha256Signer::new(
                     "sandbox",
                     &fotp::Secret::new("sandbox-secret"),
                 );
@@ -489,12 +489,12 @@ impl Cases {
             })?,
             "part-decode-verify" => repeat(n, || {
                 let v: fotp::Verification =
-                    fotp::wire::decode_envelope(200, VERIFY).map_err(|e| e.to_string())?;
+                    fotp::__internals::decode_envelope(200, VERIFY).map_err(|e| e.to_string())?;
                 check(v.code == SEED_CODE, "code")
             })?,
             "part-decode-query" => repeat(n, || {
                 let r: fotp::QueryResult =
-                    fotp::wire::decode_envelope(200, QUERY).map_err(|e| e.to_string())?;
+                    fotp::__internals::decode_envelope(200, QUERY).map_err(|e| e.to_string())?;
                 check(r.status == fotp::Status::Success, "status")
             })?,
             other => match other.strip_prefix("tp-fotp-").map(str::parse::<u64>) {
@@ -552,7 +552,10 @@ fn cases(base: &str) -> Res<()> {
         floor: Floor::new(base, false),
         trap: Floor::new(base, true),
         limited: Floor::with_limits(base),
-        signer: fotp::sign::HmacSha256Signer::new("sandbox", &fotp::Secret::new("sandbox-secret")),
+        signer: fotp::__internals::HmacSha256Signer::new(
+            "sandbox",
+            &fotp::Secret::new("sandbox-secret"),
+        ),
         verify_req: fotp::VerifyRequest::new("2"),
     };
     let mut out = std::io::stdout().lock();

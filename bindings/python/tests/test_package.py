@@ -126,7 +126,7 @@ def test_exception_classes(
 def test_api_and_http_status_attributes() -> None:
     e = fotp.ApiError("unknown ftId", "200002", 200)
     assert (e.code, e.message, e.status) == ("200002", "unknown ftId", 200)
-    assert str(e) == "api error 200002: unknown ftId"
+    assert str(e) == "unknown ftId (code 200002)"
     back = pickle.loads(pickle.dumps(e))
     assert (back.code, back.message, back.status) == ("200002", "unknown ftId", 200)
     h = fotp.HttpStatusError("HTTP 503", 503)

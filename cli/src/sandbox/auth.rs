@@ -108,8 +108,9 @@ impl Shared {
         let nonce = header(headers, "nonce")?;
         let sign = header(headers, "sign")?;
         // Compare app ids in constant time too: no hint of which part was wrong.
-        let id_ok = fotp::sign::constant_time_eq(app_id.as_bytes(), self.options.app_id.as_bytes());
-        let sign_ok = fotp::sign::hmac_sha256_verify(
+        let id_ok =
+            fotp::__internals::constant_time_eq(app_id.as_bytes(), self.options.app_id.as_bytes());
+        let sign_ok = fotp::__internals::hmac_sha256_verify(
             self.options.app_secret.expose().as_bytes(),
             app_id,
             timestamp,

@@ -396,10 +396,10 @@ async fn verify(
         s.authenticate(&headers, &body)?;
         let m = parse_object(&body)?;
         let ft_id = req_str(&m, "ftId")?;
-        fotp::validate::ft_id(&ft_id).map_err(ApiError::from_core)?;
+        fotp::__internals::ft_id(&ft_id).map_err(ApiError::from_core)?;
         let code = opt_str(&m, "code")?;
         if let Some(c) = &code {
-            fotp::validate::code(c).map_err(ApiError::from_core)?;
+            fotp::__internals::code(c).map_err(ApiError::from_core)?;
         }
         let validity = match opt_str(&m, "validityPeriod")? {
             None => None,
@@ -407,7 +407,7 @@ async fn verify(
                 let n: u32 = v.trim().parse().map_err(|_| {
                     ApiError::invalid("validityPeriod must be a whole number of minutes (1-10)")
                 })?;
-                fotp::validate::validity_minutes(n).map_err(ApiError::from_core)?;
+                fotp::__internals::validity_minutes(n).map_err(ApiError::from_core)?;
                 Some(n)
             }
         };
@@ -431,7 +431,7 @@ async fn query(
         s.authenticate(&headers, &body)?;
         let m = parse_object(&body)?;
         let token = req_str(&m, "ftToken")?;
-        fotp::validate::ft_token(&token).map_err(ApiError::from_core)?;
+        fotp::__internals::ft_token(&token).map_err(ApiError::from_core)?;
         s.query(&token)
     })();
     match result {
@@ -448,7 +448,7 @@ async fn uplink(State(s): State<Arc<Shared>>, body: axum::body::Bytes) -> Respon
         let m = parse_object(&body)?;
         let ft_token = opt_str(&m, "ftToken")?;
         if let Some(t) = &ft_token {
-            fotp::validate::ft_token(t).map_err(ApiError::from_core)?;
+            fotp::__internals::ft_token(t).map_err(ApiError::from_core)?;
         }
         let deliveries = opt_u64(&m, "deliveries")?.unwrap_or(1);
         if !(1..=10).contains(&deliveries) {

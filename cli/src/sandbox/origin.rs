@@ -119,14 +119,14 @@ impl Policy {
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
             .map(|(_, token)| token.trim());
         if let Some(got) = from_header {
-            return fotp::sign::constant_time_eq(got.as_bytes(), want);
+            return fotp::__internals::constant_time_eq(got.as_bytes(), want);
         }
         // The dashboard is opened in a browser, which cannot add a header to a link.
         if matches!(*req.method(), Method::GET | Method::HEAD) {
             if let Some(q) = req.uri().query() {
                 for (k, v) in form_pairs(q) {
                     if k == "controlToken" {
-                        return fotp::sign::constant_time_eq(v.as_bytes(), want);
+                        return fotp::__internals::constant_time_eq(v.as_bytes(), want);
                     }
                 }
             }

@@ -31,7 +31,7 @@ impl std::str::FromStr for Template {
             Some((id, url)) => (id, url.trim()),
             None => (s, ""),
         };
-        fotp::validate::ft_id(id).map_err(|e| e.message().to_owned())?;
+        fotp::__internals::ft_id(id).map_err(|e| e.message().to_owned())?;
         let callback_url = if url.is_empty() {
             None
         } else {
@@ -509,9 +509,9 @@ impl Shared {
                 .values()
                 .filter(|s| s.status == Status::Processing && !s.expired(now))
                 .filter(|s| {
-                    candidates
-                        .iter()
-                        .any(|c| fotp::sign::constant_time_eq(c.as_bytes(), s.code.as_bytes()))
+                    candidates.iter().any(|c| {
+                        fotp::__internals::constant_time_eq(c.as_bytes(), s.code.as_bytes())
+                    })
                 })
                 .max_by_key(|s| s.created_ms)
                 .map(|s| s.token.clone())
@@ -531,7 +531,7 @@ impl Shared {
         }
         let matched = candidates
             .iter()
-            .find(|c| fotp::sign::constant_time_eq(c.as_bytes(), s.code.as_bytes()));
+            .find(|c| fotp::__internals::constant_time_eq(c.as_bytes(), s.code.as_bytes()));
         let expired = s.expired(now);
         let (status, err) = match (matched, expired) {
             (Some(_), false) => (Status::Success, None),

@@ -130,8 +130,8 @@ impl Raw<'_> {
         Raw {
             app_id: "sandbox",
             secret: SECRET,
-            timestamp: fotp::sign::now_millis().to_string(),
-            nonce: fotp::sign::new_nonce().unwrap(),
+            timestamp: fotp::__internals::now_millis().to_string(),
+            nonce: fotp::__internals::new_nonce().unwrap(),
             sign: None,
         }
     }
@@ -139,7 +139,7 @@ impl Raw<'_> {
     /// POSTs `body` to `base + path` and returns the HTTP status and the envelope.
     pub fn post(&self, base: &str, path: &str, body: &str) -> (u16, Value) {
         let sign = self.sign.clone().unwrap_or_else(|| {
-            fotp::sign::hmac_sha256_sign(
+            fotp::__internals::hmac_sha256_sign(
                 self.secret.as_bytes(),
                 self.app_id,
                 &self.timestamp,

@@ -90,9 +90,17 @@ def __getattr__(name: str) -> Any:
     if name in ("AsyncClient", "AsyncTracker"):
         from . import _async
 
-        return getattr(_async, name)
+        value = getattr(_async, name)
+        globals()[name] = value  # later lookups (and tools reading __dict__) find it directly
+        return value
     if name == "asgi_callback":
         from . import _asgi
 
+        globals()[name] = _asgi.asgi_callback
         return _asgi.asgi_callback
     raise AttributeError(f"module 'fotp' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    # The lazy names too, so that dir(fotp) and completion show them.
+    return sorted(set(globals()) | set(__all__))

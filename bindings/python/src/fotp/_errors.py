@@ -51,7 +51,8 @@ class FotpError(Exception):
         self.message = message
 
     def __str__(self) -> str:
-        return f"{self.kind.name.lower()} error: {self.message}"
+        # The class names the kind (``fotp.ConfigError: ...``), as Python's own exceptions do.
+        return self.message
 
     def __reduce__(self) -> tuple[object, ...]:
         return (type(self), (self.message,))
@@ -109,7 +110,7 @@ class ApiError(FotpError):
         self.status = status
 
     def __str__(self) -> str:
-        return f"api error {self.code}: {self.message}"
+        return f"{self.message} (code {self.code})" if self.code else self.message
 
     def __reduce__(self) -> tuple[object, ...]:
         return (type(self), (self.message, self.code, self.status))
@@ -167,6 +168,12 @@ def error_from_ptr(err: int) -> FotpError:
         return ApiError(message, code, status)
     if kind == ErrorKind.HTTP_STATUS:
         return HttpStatusError(message, status)
+    if kind == ErrorKind.CONFIG:
+        # The core names its environment variable; Python code sets the keyword argument.
+        message = message.replace(
+            "(FOTP_ALLOW_INSECURE_HTTP=1)",
+            "(allow_insecure_http=True, or FOTP_ALLOW_INSECURE_HTTP=1 for Client.from_env())",
+        )
     cls = _SIMPLE.get(kind)
     if cls is None:
         return InternalError(f"unknown error kind {kind}: {message}")

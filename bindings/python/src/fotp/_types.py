@@ -24,7 +24,8 @@ class Status(IntEnum):
 
 @dataclass(frozen=True, slots=True)
 class Verification:
-    """The platform's answer to verify."""
+    """The platform's answer to verify. Its ``repr`` leaves out ``code`` (logs must not hold
+    OTP codes)."""
 
     url: str
     """The redirect link to open on the phone."""
@@ -32,7 +33,7 @@ class Verification:
     """The token to query the result with."""
     message_id: str
     """The platform's message id."""
-    code: str
+    code: str = field(repr=False)
     """The code the user's SMS must carry."""
 
 

@@ -1,10 +1,17 @@
-//! Wire types of the platform protocol and their decoding.
+//! Wire types of the platform protocol, the request bodies and the envelope decoder; the serde
+//! machinery that reads string-or-integer fields is in [`fields`].
+
+mod fields;
+
+pub(crate) use fields::StrFields;
+use fields::{opt_str_or_int, str_or_int};
 
 use std::borrow::Cow;
-use std::fmt;
 
-use serde::de::{self, Deserializer, Visitor};
+use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
+
+use std::fmt;
 
 use crate::error::{Error, Result};
 use crate::validate;
@@ -94,8 +101,8 @@ pub fn query_body(ft_token: &str) -> Result<Vec<u8>> {
     Ok(serde_json::to_vec(&Body { ft_token }).expect("serializing strings cannot fail"))
 }
 
-/// The platform's answer to `verify`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The platform's answer to `verify`. `Debug` leaves out the code (logs must not hold OTP codes).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Verification {
     /// The redirect link to open on the phone.
     pub url: String,
@@ -194,113 +201,6 @@ impl<'de> Deserialize<'de> for QueryResult {
     }
 }
 
-/// Reads the string-or-integer fields `names` of a JSON object, borrowing where it can.
-///
-/// Unknown keys are skipped; a repeated key, or a value that is neither a string, an integer
-/// nor `null`, is an error that names the field.
-pub(crate) struct StrFields<const N: usize> {
-    names: &'static [&'static str; N],
-}
-
-impl<const N: usize> StrFields<N> {
-    pub(crate) fn new(names: &'static [&'static str; N]) -> Self {
-        StrFields { names }
-    }
-}
-
-impl<'de, const N: usize> Visitor<'de> for StrFields<N> {
-    type Value = [Option<Cow<'de, str>>; N];
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON object")
-    }
-
-    fn visit_map<A: de::MapAccess<'de>>(
-        self,
-        mut map: A,
-    ) -> std::result::Result<Self::Value, A::Error> {
-        let mut out: [Option<Cow<'de, str>>; N] = std::array::from_fn(|_| None);
-        let mut seen = [false; N];
-        // Keys are matched where they lie: `Cow<str>` keys would allocate one String each.
-        while let Some(key) = map.next_key_seed(KeyIndex(self.names))? {
-            match key {
-                Some(i) => {
-                    if std::mem::replace(&mut seen[i], true) {
-                        return Err(de::Error::custom(format_args!(
-                            "field `{}` appears twice",
-                            self.names[i]
-                        )));
-                    }
-                    out[i] = map.next_value_seed(Named(self.names[i]))?;
-                }
-                None => {
-                    map.next_value::<de::IgnoredAny>()?;
-                }
-            }
-        }
-        Ok(out)
-    }
-}
-
-/// A key of a JSON object as its index in `names` (`None` for an unknown key).
-struct KeyIndex<const N: usize>(&'static [&'static str; N]);
-
-impl<'de, const N: usize> de::DeserializeSeed<'de> for KeyIndex<N> {
-    type Value = Option<usize>;
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> std::result::Result<Self::Value, D::Error> {
-        d.deserialize_str(self)
-    }
-}
-
-impl<'de, const N: usize> Visitor<'de> for KeyIndex<N> {
-    type Value = Option<usize>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a field name")
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<Self::Value, E> {
-        Ok(self.0.iter().position(|n| *n == v))
-    }
-}
-
-/// A string-or-integer value of the field it names (`null` is `None`).
-struct Named(&'static str);
-
-impl<'de> de::DeserializeSeed<'de> for Named {
-    type Value = Option<Cow<'de, str>>;
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> std::result::Result<Self::Value, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Named {
-    type Value = Option<Cow<'de, str>>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "a string or an integer for field `{}`", self.0)
-    }
-    fn visit_unit<E: de::Error>(self) -> std::result::Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> std::result::Result<Self::Value, E> {
-        Ok(Some(Cow::Borrowed(v)))
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<Self::Value, E> {
-        Ok(Some(Cow::Owned(v.to_owned())))
-    }
-    fn visit_string<E: de::Error>(self, v: String) -> std::result::Result<Self::Value, E> {
-        Ok(Some(Cow::Owned(v)))
-    }
-    fn visit_u64<E: de::Error>(self, v: u64) -> std::result::Result<Self::Value, E> {
-        Ok(Some(Cow::Owned(v.to_string())))
-    }
-    fn visit_i64<E: de::Error>(self, v: i64) -> std::result::Result<Self::Value, E> {
-        Ok(Some(Cow::Owned(v.to_string())))
-    }
-}
-
 /// Decodes a response body (any HTTP status) into `T` per the envelope rules.
 ///
 /// `http_status` is the status of the answer; a non-2xx answer that is an envelope becomes an
@@ -348,66 +248,82 @@ pub fn decode_envelope<T: for<'de> Deserialize<'de>>(http_status: u16, body: &[u
     })
 }
 
-/// Deserializes a string, or an integer as its decimal string; anything else is an error.
-pub(crate) fn str_or_int<'de, D: Deserializer<'de>>(
-    d: D,
-) -> std::result::Result<Cow<'de, str>, D::Error> {
-    d.deserialize_any(StrOrInt)
-}
-
-/// Like [`str_or_int`], with `null` meaning absent.
-pub(crate) fn opt_str_or_int<'de, D: Deserializer<'de>>(
-    d: D,
-) -> std::result::Result<Option<Cow<'de, str>>, D::Error> {
-    d.deserialize_option(OptStrOrInt)
-}
-
-struct StrOrInt;
-
-impl<'de> Visitor<'de> for StrOrInt {
-    type Value = Cow<'de, str>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a string or an integer")
-    }
-    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> std::result::Result<Self::Value, E> {
-        Ok(Cow::Borrowed(v))
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<Self::Value, E> {
-        Ok(Cow::Owned(v.to_owned()))
-    }
-    fn visit_string<E: de::Error>(self, v: String) -> std::result::Result<Self::Value, E> {
-        Ok(Cow::Owned(v))
-    }
-    fn visit_u64<E: de::Error>(self, v: u64) -> std::result::Result<Self::Value, E> {
-        Ok(Cow::Owned(v.to_string()))
-    }
-    fn visit_i64<E: de::Error>(self, v: i64) -> std::result::Result<Self::Value, E> {
-        Ok(Cow::Owned(v.to_string()))
-    }
-}
-
-struct OptStrOrInt;
-
-impl<'de> Visitor<'de> for OptStrOrInt {
-    type Value = Option<Cow<'de, str>>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a string, an integer or null")
-    }
-    fn visit_none<E: de::Error>(self) -> std::result::Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_unit<E: de::Error>(self) -> std::result::Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> std::result::Result<Self::Value, D::Error> {
-        d.deserialize_any(StrOrInt).map(Some)
+impl fmt::Debug for Verification {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Verification")
+            .field("url", &self.url)
+            .field("ft_token", &self.ft_token)
+            .field("message_id", &self.message_id)
+            .finish_non_exhaustive()
     }
 }
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn debug_of_a_verification_hides_the_code() {
+        let v = Verification {
+            url: "https://x/r/t".into(),
+            ft_token: "tok".into(),
+            message_id: "m".into(),
+            code: "482913".into(),
+        };
+        let shown = format!("{v:?}");
+        assert!(
+            !shown.contains("482913") && shown.contains("tok"),
+            "{shown}"
+        );
+    }
+
+    mod properties {
+        use super::super::*;
+        use crate::Signer;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn response_decoding_never_panics(body in proptest::collection::vec(any::<u8>(), 0..512), status in 100u16..600) {
+            let _ = decode_envelope::<Verification>(status, &body);
+            let _ = decode_envelope::<QueryResult>(status, &body);
+        }
+
+        #[test]
+        fn what_verify_sends_signs_and_validates_back(
+            ft_id in "[^\\p{Cc}]{1,64}",
+            code in proptest::option::of("[0-9]{4,6}"),
+            validity in proptest::option::of(1u32..=10),
+            app_id in "[!-~]{1,32}",
+            secret in "\\PC{1,64}",
+        ) {
+            let mut req = VerifyRequest::new(ft_id.clone());
+            req.code = code.clone();
+            req.validity_minutes = validity;
+            let body = req.body().unwrap();
+            let back: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            prop_assert_eq!(back["ftId"].as_str(), Some(ft_id.as_str()));
+            prop_assert_eq!(back.get("code").and_then(|c| c.as_str()), code.as_deref());
+            prop_assert_eq!(
+                back.get("validityPeriod").and_then(|c| c.as_str()).map(|v| v.parse::<u32>().unwrap()),
+                validity
+            );
+            let signer = crate::sign::HmacSha256Signer::new(app_id.clone(), &crate::Secret::new(secret.clone()));
+            let headers = signer.sign(&body).unwrap();
+            let get = |n: &str| headers.iter().find(|h| h.0 == n).map(|h| h.1.clone()).unwrap();
+            prop_assert_eq!(get("appId"), app_id.clone());
+            prop_assert!(crate::sign::hmac_sha256_verify(
+                secret.as_bytes(), &app_id, &get("timestamp"), &get("nonce"), &body, &get("sign")
+            ));
+            let other_body: &[u8] = b"[]";
+            prop_assert!(!crate::sign::hmac_sha256_verify(
+                secret.as_bytes(), &app_id, &get("timestamp"), &get("nonce"), other_body, &get("sign")
+            ));
+        }
+        }
+    }
+
     use super::*;
     use crate::ErrorKind;
 
@@ -442,7 +358,7 @@ mod tests {
 
     #[test]
     fn decodes_seed_verify_response() {
-        let body = include_bytes!("../tests/data/verify-response.json");
+        let body = include_bytes!("../../tests/data/verify-response.json");
         let v: Verification = decode_envelope(200, body).unwrap();
         assert_eq!(v.ft_token, "200e96b6a8bf8ed8c3de194cf14b342f");
         assert_eq!(v.message_id, "393801984179642368");
@@ -454,7 +370,7 @@ mod tests {
 
     #[test]
     fn decodes_seed_query_response() {
-        let body = include_bytes!("../tests/data/query-response.json");
+        let body = include_bytes!("../../tests/data/query-response.json");
         let r: QueryResult = decode_envelope(200, body).unwrap();
         assert_eq!(r.status, Status::Success);
         assert_eq!(r.raw_status, "2");

@@ -44,7 +44,7 @@ def main() -> int:
     try:
         client = fotp.Client.from_env()
     except fotp.FotpError as e:
-        print(f"configuration: {e}", file=sys.stderr)
+        print(f"configuration: {e.kind.name.lower()} error: {e}", file=sys.stderr)
         return 2
     tracker = fotp.Tracker.memory()
     done = threading.Event()

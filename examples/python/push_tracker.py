@@ -44,7 +44,7 @@ def main() -> int:
         client = fotp.Client.from_env()
         tracker = fotp.Tracker.redis(args.redis) if args.redis else fotp.Tracker.memory()
     except fotp.FotpError as e:
-        print(f"configuration: {e}", file=sys.stderr)
+        print(f"configuration: {e.kind.name.lower()} error: {e}", file=sys.stderr)
         return 2
     first_delivery = threading.Event()
 

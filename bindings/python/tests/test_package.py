@@ -241,6 +241,32 @@ def test_every_declared_function_is_set_up_on_the_library() -> None:
         assert fn.restype is restype and tuple(fn.argtypes) == argtypes, name
 
 
+def test_only_short_calls_keep_the_gil() -> None:
+    # ctypes marks PyDLL functions (called with the GIL held) with this flag.
+    pythonapi = int(getattr(ctypes, "_FUNCFLAG_PYTHONAPI"))
+    assert _ffi.KEEPS_GIL <= set(_ffi.SIGNATURES), sorted(_ffi.KEEPS_GIL - set(_ffi.SIGNATURES))
+    for name in _ffi.SIGNATURES:
+        flags = int(getattr(getattr(_ffi.lib, name), "_flags_"))
+        assert bool(flags & pythonapi) == (name in _ffi.KEEPS_GIL), name
+    # Whatever can block (network, Redis, the tracker's lock, files, waits, cancelling) must let
+    # the other threads run meanwhile.
+    blocking = {
+        "fotp_verify",
+        "fotp_query",
+        "fotp_wait",
+        "fotp_confirm_callback",
+        "fotp_client_new",
+        "fotp_client_free",
+        "fotp_config_from_env",
+        "fotp_config_set_ca_bundle",
+        "fotp_cancel_trigger",
+        "fotp_set_logger",
+        "fotp_set_logger_fields",
+        "fotp_set_log_level",
+    } | {n for n in _ffi.SIGNATURES if n.startswith("fotp_tracker_")}
+    assert not blocking & _ffi.KEEPS_GIL, sorted(blocking & _ffi.KEEPS_GIL)
+
+
 def test_checkout_falls_back_to_the_repository_build(monkeypatch: pytest.MonkeyPatch) -> None:
     # _ffi.py of the source tree, loaded on its own (it imports only the standard library).
     import importlib.util

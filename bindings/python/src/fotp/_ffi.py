@@ -8,6 +8,11 @@ copy the bytes and lose the pointer to free): functions returning ``const char *
 ``c_void_p`` and are read with :func:`ctypes.string_at`. The ``*_fields`` functions fill an array
 of ``c_char_p``; reading an element copies the bytes, which the caller does before freeing the
 object the strings belong to.
+
+Which calls release the GIL: ``ctypes.CDLL`` drops the GIL around every call and takes it back
+after, and under many threads each take-back can wait a whole switch interval for the holder.
+Only calls that can block need it dropped (network, Redis, files, waits). The short calls
+listed in :data:`KEEPS_GIL` go through ``ctypes.PyDLL`` function pointers, which keep it.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from ctypes import (
 from pathlib import Path
 from typing import Any
 
-__all__ = ["LIBRARY_PATH", "SIGNATURES", "lib", "library_candidates"]
+__all__ = ["KEEPS_GIL", "LIBRARY_PATH", "SIGNATURES", "lib", "library_candidates"]
 
 if sys.platform == "darwin":
     LIBRARY_FILENAME = "libfotp.dylib"
@@ -128,6 +133,70 @@ SIGNATURES: dict[str, tuple[Any, tuple[Any, ...]]] = {
     "fotp_client_log_id": (c_uint64, (c_void_p,)),
 }
 
+# The functions of SIGNATURES called with the GIL held (through ctypes.PyDLL): each returns
+# quickly, does no I/O, and takes no lock that a thread without the GIL could hold while it waits
+# for the GIL (the library runs the logger callback with no lock held, so a callback from one of
+# these, e.g. fotp_callback_parse logging a refused body, just runs Python on this same thread).
+# Every other function, a new one included until it is listed here, releases the GIL: network
+# calls, Redis, the tracker (its lock), cancelling (a lock sleepers share), reading files (fotp_config_set_ca_bundle), building or
+# dropping a client (TLS roots, a pool's sockets), the logger setters.
+KEEPS_GIL: frozenset[str] = frozenset(
+    {
+        "fotp_error_kind",
+        "fotp_error_message",
+        "fotp_error_api_code",
+        "fotp_error_http_status",
+        "fotp_error_free",
+        "fotp_config_new",
+        "fotp_config_set_base_url",
+        "fotp_config_set_hmac_auth",
+        "fotp_config_set_token_auth",
+        "fotp_config_set_timeout_ms",
+        "fotp_config_set_connect_timeout_ms",
+        "fotp_config_set_call_timeout_ms",
+        "fotp_config_set_proxy",
+        "fotp_config_set_retries",
+        "fotp_config_set_allow_insecure_http",
+        "fotp_config_set_user_agent_suffix",
+        "fotp_config_free",
+        "fotp_client_with_timeout",
+        "fotp_client_with_cancel",
+        "fotp_cancel_new",
+        "fotp_cancel_free",
+        "fotp_verification_url",
+        "fotp_verification_ft_token",
+        "fotp_verification_message_id",
+        "fotp_verification_code",
+        "fotp_verification_fields",
+        "fotp_verification_free",
+        "fotp_query_result_status",
+        "fotp_query_result_raw_status",
+        "fotp_query_result_mobile",
+        "fotp_query_result_sender",
+        "fotp_query_result_send_time",
+        "fotp_query_result_code",
+        "fotp_query_result_deliver_time",
+        "fotp_query_result_fields",
+        "fotp_query_result_free",
+        "fotp_callback_parse",
+        "fotp_callback_mobile",
+        "fotp_callback_sender",
+        "fotp_callback_send_time",
+        "fotp_callback_code",
+        "fotp_callback_content",
+        "fotp_callback_deliver_time",
+        "fotp_callback_err",
+        "fotp_callback_fields",
+        "fotp_callback_free",
+        "fotp_callback_ack",
+        "fotp_version",
+        "fotp_match_ft_token",
+        "fotp_match_is_duplicate",
+        "fotp_match_free",
+        "fotp_client_log_id",
+    }
+)
+
 
 def _package_dir() -> Path:
     return Path(__file__).resolve().parent
@@ -175,16 +244,20 @@ def _load() -> tuple[ctypes.CDLL, Path]:
 
 
 def _declare(cdll: ctypes.CDLL) -> None:
+    """Sets up every function of SIGNATURES as an attribute of ``cdll``: the ones of KEEPS_GIL
+    come from a PyDLL view of the same loaded library (no second dlopen)."""
     missing = [name for name in SIGNATURES if not hasattr(cdll, name)]
     if missing:
         raise ImportError(
             f"fotp: the library at {LIBRARY_PATH} lacks {', '.join(missing)}; "
             "it is older than this binding"
         )
+    pydll = ctypes.PyDLL(cdll._name, handle=cdll._handle)
     for name, (restype, argtypes) in SIGNATURES.items():
-        fn = getattr(cdll, name)
+        fn = getattr(pydll if name in KEEPS_GIL else cdll, name)
         fn.restype = restype
         fn.argtypes = argtypes
+        setattr(cdll, name, fn)  # what `lib.<name>` returns from now on
 
 
 lib, LIBRARY_PATH = _load()

@@ -267,6 +267,28 @@ def test_only_short_calls_keep_the_gil() -> None:
     assert not blocking & _ffi.KEEPS_GIL, sorted(blocking & _ffi.KEEPS_GIL)
 
 
+def test_fast_result_constructors_set_every_field_in_order() -> None:
+    import dataclasses
+
+    from fotp import _types
+
+    cases: list[tuple[type, tuple[str, ...], Any]] = [
+        (fotp.Verification, _types._VERIFICATION_FIELDS, _types.make_verification),
+        (fotp.QueryResult, _types._QUERY_RESULT_FIELDS, _types.make_query_result),
+        (fotp.Callback, _types._CALLBACK_FIELDS, _types.make_callback),
+    ]
+    for cls, names, make in cases:
+        assert tuple(f.name for f in dataclasses.fields(cls)) == names, cls
+        values = tuple(f"value {i}" for i in range(len(names)))
+        made, plain = make(*values), cls(*values)
+        assert type(made) is cls
+        assert made == plain and hash(made) == hash(plain) and repr(made) == repr(plain)
+        assert dataclasses.astuple(made) == values
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(made, names[0], "changed")
+        assert pickle.loads(pickle.dumps(made)) == plain
+
+
 def test_checkout_falls_back_to_the_repository_build(monkeypatch: pytest.MonkeyPatch) -> None:
     # _ffi.py of the source tree, loaded on its own (it imports only the standard library).
     import importlib.util

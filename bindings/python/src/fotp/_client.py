@@ -23,7 +23,15 @@ from ._errors import (
     InvalidArgument,
     raise_error,
 )
-from ._types import Callback, QueryResult, Status, Verification
+from ._types import (
+    Callback,
+    QueryResult,
+    Status,
+    Verification,
+    make_callback,
+    make_query_result,
+    make_verification,
+)
 
 __all__ = ["CALLBACK_ACK", "Client", "parse_callback"]
 
@@ -140,9 +148,14 @@ def _take_verification(p: int) -> Verification:
         # Required fields are never NULL (the library guarantees it).
         fields: list[Any] = f[:]
         url, token, message_id, code = fields
-        return Verification(url.decode(), token.decode(), message_id.decode(), code.decode())
+        return make_verification(url.decode(), token.decode(), message_id.decode(), code.decode())
     finally:
         _verification_free(p)
+
+
+# Status(n) goes through EnumMeta.__call__; a dict lookup is several times cheaper.
+_STATUS_OF: dict[int, Status] = {s.value: s for s in Status}
+_UNKNOWN = Status.UNKNOWN
 
 
 def _take_query_result(p: int) -> QueryResult:
@@ -153,12 +166,8 @@ def _take_query_result(p: int) -> QueryResult:
             raise InternalError("libfotp returned an unexpected number of query result fields")
         fields: list[Any] = f[:]  # raw_status is never NULL
         raw, mobile, sender, send_time, code, deliver_time = fields
-        try:
-            st = Status(status)
-        except ValueError:
-            st = Status.UNKNOWN
-        return QueryResult(
-            st,
+        return make_query_result(
+            _STATUS_OF.get(status, _UNKNOWN),
             raw.decode(),
             None if mobile is None else mobile.decode(),
             None if sender is None else sender.decode(),
@@ -206,7 +215,7 @@ def parse_callback(body: bytes | bytearray | memoryview | str) -> Callback:
         _callback_fields(p, f, 7)
         fields: list[Any] = f[:]  # the first four are never NULL
         mobile, sender, send_time, code, content, deliver_time, cb_err = fields
-        return Callback(
+        return make_callback(
             mobile.decode(),
             sender.decode(),
             send_time.decode(),
@@ -261,6 +270,14 @@ class _Owned:
 
     ``close()`` is idempotent and safe while other threads are inside a call: the object is
     freed when the last call in flight returns, and new calls raise at once.
+
+    Calls in flight are the entries of ``_users``, a list: ``append`` and ``pop`` are atomic
+    under the GIL, so the hot path (every call) takes no lock that 16 threads would queue on.
+    Why it is safe: a caller appends *before* it checks ``_closing``, and ``close()`` sets
+    ``_closing`` *before* it looks at ``_users``; so either ``close()`` sees the caller's entry
+    (and the last one out frees), or the caller sees ``_closing`` (and never reads the
+    pointer). The pointer is read only while the caller's entry is in the list, and it is freed
+    only when ``_closing`` is set and the list was seen empty, once (``_free_once``, locked).
     """
 
     _what = "object"
@@ -269,22 +286,26 @@ class _Owned:
         self._ptr: int | None = ptr
         self._free_fn = free
         self._lock = threading.Lock()
-        self._users = 0
+        self._users: list[None] = []
         self._closing = False
 
     def _acquire(self) -> int:
         _log.maybe_sync()
-        with self._lock:
-            if self._closing or self._ptr is None:
-                raise InvalidArgument(f"this {self._what} is closed")
-            self._users += 1
-            return self._ptr
+        self._users.append(None)
+        ptr = self._ptr
+        if self._closing or ptr is None:
+            self._release()
+            raise InvalidArgument(f"this {self._what} is closed")
+        return ptr
 
     def _release(self) -> None:
+        users = self._users
+        users.pop()
+        if self._closing and not users:
+            self._free_once()
+
+    def _free_once(self) -> None:
         with self._lock:
-            self._users -= 1
-            if self._users or not self._closing:
-                return
             ptr, self._ptr = self._ptr, None
         if ptr is not None:
             self._free_fn(ptr)
@@ -296,18 +317,11 @@ class _Owned:
 
     def close(self) -> None:
         """Frees the library object; calling it again does nothing."""
-        lock = getattr(self, "_lock", None)
-        if lock is None:  # __init__ did not finish
+        if getattr(self, "_lock", None) is None:  # __init__ did not finish
             return
-        with lock:
-            if self._closing:
-                return
-            self._closing = True
-            if self._users:
-                return  # the last call in flight frees it
-            ptr, self._ptr = self._ptr, None
-        if ptr is not None:
-            self._free_fn(ptr)
+        self._closing = True
+        if not self._users:  # else the last call in flight frees it
+            self._free_once()
 
     def __del__(self) -> None:
         try:
@@ -507,7 +521,18 @@ class Client(_Owned):
         reached the server.
         """
         fid, c, minutes = _verify_args(ft_id, code, validity_minutes)
-        return _take_verification(self._call(_verify, (fid, c, minutes), timeout))
+        if timeout is not None:
+            return _take_verification(self._call(_verify, (fid, c, minutes), timeout))
+        # The common case spelled out: no argument tuple, no temporary client.
+        out = c_void_p()
+        ptr = self._acquire()
+        try:
+            err = _verify(ptr, fid, c, minutes, out)  # ctypes passes `out` by reference
+        finally:
+            self._release()
+        if err:
+            raise_error(err)
+        return _take_verification(out.value)  # type: ignore[arg-type]
 
     def query(self, ft_token: str, *, timeout: float | None = None) -> QueryResult:
         """Pulls the result of a verification once (retried on transient failures).
@@ -515,7 +540,17 @@ class Client(_Owned):
         ``timeout`` (seconds) bounds this whole call, retries included.
         """
         tok = _text("ft_token", ft_token)
-        return _take_query_result(self._call(_query, (tok,), timeout))
+        if timeout is not None:
+            return _take_query_result(self._call(_query, (tok,), timeout))
+        out = c_void_p()
+        ptr = self._acquire()
+        try:
+            err = _query(ptr, tok, out)  # ctypes passes `out` by reference
+        finally:
+            self._release()
+        if err:
+            raise_error(err)
+        return _take_query_result(out.value)  # type: ignore[arg-type]
 
     def wait(self, ft_token: str, timeout: float = 60.0) -> QueryResult:
         """Polls query until the status is final; :class:`Timeout` after ``timeout`` seconds.

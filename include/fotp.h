@@ -763,6 +763,33 @@ const char *fotp_callback_ack(void);
 const char *fotp_version(void);
 
 /**
+ * Parses a callback body like fotp_callback_parse() (the same rules and errors), writing its
+ * fields into the caller's memory instead of making an object: nothing to free afterwards.
+ *
+ * The seven fields, in the order of fotp_callback_fields() (mobile, sender, send_time, code,
+ * content, deliver_time, err), are written to `buf` as NUL-terminated UTF-8 strings, one right
+ * after the other. An absent optional field is written as an empty string and its bit is clear
+ * in `*present`: bit i (value 1 << i) is set when field i is present, so bits 0-3 (the required
+ * fields) always are. `*used` receives the number of bytes written, the NULs included.
+ *
+ * `buf` holds `cap` bytes; `len + 7` always suffices (a field's text is never longer than its
+ * JSON, plus one NUL per field). A smaller `cap` that the fields do not fit in is
+ * FOTP_ERROR_INVALID_ARGUMENT giving the size needed. `body` points to `len` bytes (it may be
+ * NULL when `len` is 0) and is only read during the call; `buf` is only written during it. A
+ * body that is not a valid callback is FOTP_ERROR_DECODE naming the problem, as for
+ * fotp_callback_parse(); a NULL `buf`, `used` or `present`, or a NULL `body` with `len` > 0, is
+ * FOTP_ERROR_INVALID_ARGUMENT. On failure nothing is written to `buf`, `*used` or `*present`.
+ * Thread-safe.
+ */
+FOTP_MUST_USE
+fotp_error *fotp_callback_parse_into(const uint8_t *body,
+                                     size_t len,
+                                     char *buf,
+                                     size_t cap,
+                                     size_t *used,
+                                     uint32_t *present);
+
+/**
  * A new tracker for one process, keeping its codes in memory (a mutex-protected map).
  *
  * Owned by the caller: free with fotp_tracker_free(). Returns NULL only if the library hit an

@@ -24,8 +24,11 @@ mod config;
 mod error;
 mod log;
 mod objects;
+// After objects: the header lists it after the callback's other functions.
+mod callback_fields;
 mod tracker;
 
+pub use callback_fields::*;
 pub use client::*;
 pub use config::*;
 pub use error::*;

@@ -232,6 +232,93 @@ static fotp_callback *parse(const char *json) {
     return cb;
 }
 
+/* The fields fotp_callback_parse_into() wrote: `n` NUL-terminated strings back to back. */
+static const char *nth_field(const char *buf, int n) {
+    while (n-- > 0) buf += strlen(buf) + 1;
+    return buf;
+}
+
+static void test_callback_parse_into(const char *seed_path) {
+    size_t len, used = 12345;
+    uint32_t present = 0xdead;
+    char *seed = read_file(seed_path, &len);
+    char *buf = malloc(len + 7);
+    char small[16];
+    const char *body;
+    fotp_callback *cb = NULL;
+    int i;
+
+    CHECK(buf != NULL);
+    /* The seed: the same fields as fotp_callback_parse(), in fotp_callback_fields() order. */
+    OK(fotp_callback_parse((const uint8_t *)seed, len, &cb));
+    OK(fotp_callback_parse_into((const uint8_t *)seed, len, buf, len + 7, &used, &present));
+    CHECK(present == 0x3f); /* all but err */
+    CHECK(streq(nth_field(buf, 0), fotp_callback_mobile(cb)));
+    CHECK(streq(nth_field(buf, 1), fotp_callback_sender(cb)));
+    CHECK(streq(nth_field(buf, 2), fotp_callback_send_time(cb)));
+    CHECK(streq(nth_field(buf, 3), "5776"));
+    CHECK(streq(nth_field(buf, 4), fotp_callback_content(cb)));
+    CHECK(streq(nth_field(buf, 5), fotp_callback_deliver_time(cb)));
+    CHECK(streq(nth_field(buf, 6), "")); /* absent: empty, bit 6 clear */
+    CHECK(used == (size_t)(nth_field(buf, 7) - buf));
+    fotp_callback_free(cb);
+
+    /* Integers, null, an empty optional field (present, unlike an absent one). */
+    body = "{\"mobile\":8613800000000,\"sender\":1,\"sendTime\":\"t\",\"code\":5776,"
+           "\"content\":null,\"deliverTime\":\"\",\"err\":\"x\\u00e9\"}";
+    OK(fotp_callback_parse_into((const uint8_t *)body, strlen(body), buf, len + 7, &used,
+                                &present));
+    CHECK(present == (0xf | 1u << 5 | 1u << 6));
+    CHECK(streq(nth_field(buf, 0), "8613800000000") && streq(nth_field(buf, 1), "1"));
+    CHECK(streq(nth_field(buf, 3), "5776") && streq(nth_field(buf, 4), ""));
+    CHECK(streq(nth_field(buf, 5), "") && streq(nth_field(buf, 6), "x\xc3\xa9"));
+    CHECK(used == (size_t)(nth_field(buf, 7) - buf));
+
+    /* len + 7 always suffices, even for the shortest body (three fields absent). */
+    body = "{\"mobile\":1,\"sender\":2,\"sendTime\":3,\"code\":4}";
+    OK(fotp_callback_parse_into((const uint8_t *)body, strlen(body), small, sizeof small, &used,
+                                &present));
+    CHECK(present == 0xf && used == 11 && streq(nth_field(small, 3), "4"));
+
+    /* Errors: nothing written. */
+    memset(buf, 'z', len + 7);
+    used = 12345;
+    present = 0xdead;
+    /* Too small a buffer (the seed's fields need more than 16 bytes). */
+    INVALID(fotp_callback_parse_into((const uint8_t *)seed, len, buf, 16, &used, &present), "cap");
+    ERR(fotp_callback_parse_into((const uint8_t *)seed, len, buf, 0, &used, &present),
+        FOTP_ERROR_INVALID_ARGUMENT, "need");
+    /* Bad UTF-8, bad JSON, a NUL inside a field, a missing field: the parse's own errors. */
+    body = "{\"mobile\":\"1\",\"sender\":\"2\",\"sendTime\":\"t\",\"code\":\"1\",\"err\":\"\xff\"}";
+    ERR(fotp_callback_parse_into((const uint8_t *)body, strlen(body), buf, len + 7, &used,
+                                 &present),
+        FOTP_ERROR_DECODE, "invalid callback body");
+    ERR(fotp_callback_parse_into((const uint8_t *)"[1]", 3, buf, len + 7, &used, &present),
+        FOTP_ERROR_DECODE, "invalid callback body");
+    body = "{\"mobile\":\"1\",\"sender\":\"2\",\"sendTime\":\"t\",\"code\":\"1\",\"content\":\"a\\u0000\"}";
+    ERR(fotp_callback_parse_into((const uint8_t *)body, strlen(body), buf, len + 7, &used,
+                                 &present),
+        FOTP_ERROR_DECODE, "`content`");
+    body = "{\"mobile\":\"1\",\"sender\":\"2\",\"sendTime\":\"t\"}";
+    ERR(fotp_callback_parse_into((const uint8_t *)body, strlen(body), buf, len + 7, &used,
+                                 &present),
+        FOTP_ERROR_DECODE, "`code`");
+    ERR(fotp_callback_parse_into(NULL, 0, buf, len + 7, &used, &present), FOTP_ERROR_DECODE, "EOF");
+    /* NULL arguments. */
+    INVALID(fotp_callback_parse_into(NULL, 3, buf, len + 7, &used, &present), "body");
+    INVALID(fotp_callback_parse_into((const uint8_t *)seed, len, NULL, len + 7, &used, &present),
+            "buf");
+    INVALID(fotp_callback_parse_into((const uint8_t *)seed, len, buf, len + 7, NULL, &present),
+            "used");
+    INVALID(fotp_callback_parse_into((const uint8_t *)seed, len, buf, len + 7, &used, NULL),
+            "present");
+    CHECK(used == 12345 && present == 0xdead);
+    for (i = 0; i < (int)(len + 7) && buf[i] == 'z'; i++) continue;
+    CHECK(i == (int)(len + 7));
+    free(buf);
+    free(seed);
+}
+
 static void test_callbacks(const char *seed_path) {
     size_t len;
     char *seed = read_file(seed_path, &len);
@@ -614,6 +701,7 @@ int main(int argc, char **argv) {
     test_null_handling();
     test_config();
     test_callbacks(argv[1]);
+    test_callback_parse_into(argv[1]);
     base_url = getenv("FOTP_BASE_URL");
     if (base_url != NULL && *base_url) {
         test_network();

@@ -198,6 +198,8 @@ def _expected(ctype: str, is_return: bool, typedefs: dict[str, str]) -> Any:
         # Library-owned memory, strings included, comes back as an address (never c_char_p).
         return ctypes.c_void_p
     if stars == 1:
+        if base == "char" and not re.search(r"\bconst\b", ctype):
+            return ctypes.c_void_p  # a buffer the function writes: passed as an address
         if base in ("char", "uint8_t"):
             return ctypes.c_char_p
         if base == "bool":

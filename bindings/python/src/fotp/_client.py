@@ -63,13 +63,12 @@ _query_result_status = _lib.fotp_query_result_status
 _query_result_fields = _lib.fotp_query_result_fields
 _query_result_free = _lib.fotp_query_result_free
 _callback_parse = _lib.fotp_callback_parse
-_callback_fields = _lib.fotp_callback_fields
+_callback_parse_into = _lib.fotp_callback_parse_into
 _callback_free = _lib.fotp_callback_free
 _confirm_callback = _lib.fotp_confirm_callback
 
 _Fields4 = c_char_p * 4
 _Fields6 = c_char_p * 6
-_Fields7 = c_char_p * 7
 
 CALLBACK_ACK: bytes = ctypes.string_at(_lib.fotp_callback_ack())
 """The exact answer to a callback that was accepted: ``b'{"code":"0"}'``."""
@@ -187,6 +186,34 @@ def _parse_callback_ptr(data: bytes) -> int:
     return out.value  # type: ignore[return-value]
 
 
+# fotp_callback_parse_into() writes the fields into a buffer of ours: one C call per parse. The
+# buffers are pooled (list pop/append are atomic under the GIL; another thread may run between
+# the call and the read, so a buffer is never shared). Bodies over 64 KiB are refused by the
+# parse before their fields would need more room.
+_PARSE_CAP = 64 * 1024 + 7  # the largest accepted body + 7 (the C function's bound)
+_ParseBuf = ctypes.c_char * _PARSE_CAP
+_Size1 = ctypes.c_size_t * 1
+_Mask1 = ctypes.c_uint32 * 1
+
+
+class _ParseScratch:
+    """A buffer and the two outputs of one parse, with their addresses: ctypes converts an int
+    argument far faster than an array object."""
+
+    __slots__ = ("buf", "buf_at", "present", "present_at", "used", "used_at")
+
+    def __init__(self) -> None:
+        self.buf: Any = _ParseBuf()  # a c_char array: slicing it gives bytes
+        self.used = _Size1()
+        self.present = _Mask1()
+        self.buf_at = ctypes.addressof(self.buf)
+        self.used_at = ctypes.addressof(self.used)
+        self.present_at = ctypes.addressof(self.present)
+
+
+_parse_scratch: list[_ParseScratch] = []
+
+
 def parse_callback(body: bytes | bytearray | memoryview | str) -> Callback:
     """Parses a push-mode callback body (bytes, or str which is encoded as UTF-8).
 
@@ -205,27 +232,29 @@ def parse_callback(body: bytes | bytearray | memoryview | str) -> Callback:
         data = bytes(body)
     else:
         raise TypeError(f"body must be bytes or str, not {type(body).__name__}")
-    out = c_void_p()
-    err = _callback_parse(data, len(data), byref(out))
-    if err:
-        raise_error(err)
-    p = out.value
-    f = _Fields7()
     try:
-        _callback_fields(p, f, 7)
-        fields: list[Any] = f[:]  # the first four are never NULL
-        mobile, sender, send_time, code, content, deliver_time, cb_err = fields
-        return make_callback(
-            mobile.decode(),
-            sender.decode(),
-            send_time.decode(),
-            code.decode(),
-            None if content is None else content.decode(),
-            None if deliver_time is None else deliver_time.decode(),
-            None if cb_err is None else cb_err.decode(),
-        )
+        s = _parse_scratch.pop()
+    except IndexError:
+        s = _ParseScratch()
+    try:
+        err = _callback_parse_into(data, len(data), s.buf_at, _PARSE_CAP, s.used_at, s.present_at)
+        if err:
+            raise_error(err)
+        # Seven NUL-terminated fields (no NUL inside one): one decode and one split.
+        fields: list[str] = s.buf[: s.used[0]].decode().split("\0")
+        bits = s.present[0]
     finally:
-        _callback_free(p)
+        _parse_scratch.append(s)
+    mobile, sender, send_time, code, content, deliver_time, cb_err, _ = fields
+    return make_callback(
+        mobile,
+        sender,
+        send_time,
+        code,
+        content if bits & 0x10 else None,
+        deliver_time if bits & 0x20 else None,
+        cb_err if bits & 0x40 else None,
+    )
 
 
 def _callback_json(cb: Callback) -> bytes:

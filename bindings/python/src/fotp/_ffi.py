@@ -100,6 +100,11 @@ SIGNATURES: dict[str, tuple[Any, tuple[Any, ...]]] = {
     "fotp_query_result_free": (None, (c_void_p,)),
     # callbacks
     "fotp_callback_parse": (c_void_p, (c_char_p, c_size_t, _OUT)),
+    # buf, used and present are passed as addresses (ints): the cheapest conversion ctypes has
+    "fotp_callback_parse_into": (
+        c_void_p,
+        (c_char_p, c_size_t, c_void_p, c_size_t, c_void_p, c_void_p),
+    ),
     "fotp_callback_mobile": (c_void_p, (c_void_p,)),
     "fotp_callback_sender": (c_void_p, (c_void_p,)),
     "fotp_callback_send_time": (c_void_p, (c_void_p,)),
@@ -179,6 +184,7 @@ KEEPS_GIL: frozenset[str] = frozenset(
         "fotp_query_result_fields",
         "fotp_query_result_free",
         "fotp_callback_parse",
+        "fotp_callback_parse_into",
         "fotp_callback_mobile",
         "fotp_callback_sender",
         "fotp_callback_send_time",

@@ -141,3 +141,38 @@ def test_empty_optional_fields_stay_empty_strings() -> None:
         b'{"mobile":"1","sender":"2","sendTime":"3","code":"1234","content":"","err":""}'
     )
     assert cb.content == "" and cb.err == "" and cb.deliver_time is None
+
+
+def test_parses_from_many_threads_at_once() -> None:
+    # parse_callback writes into pooled buffers: two threads must never share one.
+    import threading
+
+    errors: list[str] = []
+
+    def work(i: int) -> None:
+        body = json.dumps(
+            {"mobile": f"86{i:011d}", "sender": str(i), "sendTime": "t", "code": i + 1000,
+             "content": "é" * (i % 50) + "🔐" * (i % 3), "err": None if i % 2 else str(i)}
+        ).encode()
+        for _ in range(300):
+            cb = fotp.parse_callback(body)
+            if (cb.mobile, cb.sender, cb.code) != (f"86{i:011d}", str(i), str(i + 1000)) or (
+                cb.content != "é" * (i % 50) + "🔐" * (i % 3)
+                or cb.err != (None if i % 2 else str(i))
+            ):
+                errors.append(f"thread {i}: {cb!r}")
+                return
+
+    import sys
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible, mid-parse included
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert not errors, errors[:3]

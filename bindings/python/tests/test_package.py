@@ -282,10 +282,11 @@ def test_fast_result_constructors_set_every_field_in_order() -> None:
     for cls, names, make in cases:
         assert tuple(f.name for f in dataclasses.fields(cls)) == names, cls
         values = tuple(f"value {i}" for i in range(len(names)))
-        made, plain = make(*values), cls(*values)
+        made: Any = make(*values)
+        plain: Any = cls(*values)
+        assert dataclasses.astuple(made) == values
         assert type(made) is cls
         assert made == plain and hash(made) == hash(plain) and repr(made) == repr(plain)
-        assert dataclasses.astuple(made) == values
         with pytest.raises(dataclasses.FrozenInstanceError):
             setattr(made, names[0], "changed")
         assert pickle.loads(pickle.dumps(made)) == plain

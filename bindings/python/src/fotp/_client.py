@@ -125,6 +125,15 @@ def _count(name: str, value: object, error: type[FotpError]) -> int:
 def _verify_args(
     ft_id: str, code: str | None, validity_minutes: int | None
 ) -> tuple[bytes, bytes | None, int]:
+    if code is None and validity_minutes is None and type(ft_id) is str:
+        # The usual call, checked inline (the same rules as _text, which explains any failure).
+        try:
+            fid = ft_id.encode()
+        except UnicodeEncodeError:
+            pass
+        else:
+            if b"\0" not in fid:
+                return fid, None, 0
     fid = _text("ft_id", ft_id)
     c = None if code is None else _text("code", code)
     if validity_minutes is None:

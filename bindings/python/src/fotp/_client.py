@@ -221,6 +221,8 @@ class _ParseScratch:
 
 
 _parse_scratch: list[_ParseScratch] = []
+# The pool only grows while threads are preempted mid-parse; past this many, extras are dropped.
+_SCRATCH_KEPT = 16
 
 
 def parse_callback(body: bytes | bytearray | memoryview | str) -> Callback:
@@ -253,7 +255,8 @@ def parse_callback(body: bytes | bytearray | memoryview | str) -> Callback:
         fields: list[str] = s.buf[: s.used[0]].decode().split("\0")
         bits = s.present[0]
     finally:
-        _parse_scratch.append(s)
+        if len(_parse_scratch) < _SCRATCH_KEPT:
+            _parse_scratch.append(s)
     mobile, sender, send_time, code, content, deliver_time, cb_err, _ = fields
     return make_callback(
         mobile,

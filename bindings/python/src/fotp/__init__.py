@@ -39,7 +39,11 @@ if TYPE_CHECKING:
     from ._async import AsyncClient, AsyncTracker
 
 # The distribution's version, which setup.py reads from Cargo.toml (no second copy here).
-__version__ = _metadata.version("fotp")
+# Imported from a source checkout (the benchmarks, PYTHONPATH) there is no distribution.
+try:
+    __version__ = _metadata.version("fotp")
+except _metadata.PackageNotFoundError:
+    __version__ = "0+unknown"
 
 __all__ = [
     "CALLBACK_ACK",

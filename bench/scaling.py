@@ -17,6 +17,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import textwrap
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -222,20 +223,17 @@ def run(b: BenchLike) -> None:
 
 
 def report(b: BenchLike, stores: list[Store], rounds: int, batch: int) -> None:
-    b.out += [
-        "## 7. Tracker: cost as the work grows (6-digit codes, up to 400k live)",
-        "",
+    prose = [
         "`target/release/fotp-bench-scale` (bench/src/bin/scaling.rs), all on one core "
         f"(`taskset -c {b.cpu}`): the runner, the fixed-answer server and, for Redis, two local "
-        "standalone `redis-server`s on loopback (unpinned, the same Redis allocation took ~50 µs "
-        "in one batch and ~175 µs in the next, likely the VM waking the other, idle vCPU, "
-        "which decided the ratios).",
-        "A main tracker is filled through the tracker API (`reserve` + `bind`, 8 threads for "
-        "Redis) to each number of live verifications; a reference tracker of the same store "
-        "holds 1k live throughout. At each size, "
-        f"{rounds} rounds time {batch} allocations then {batch} settlements on each tracker in "
-        "turn; \"× 1k\" is the median (min-max) over rounds of main / reference, so both sides "
-        "of a ratio share the machine's load.",
+        "standalone `redis-server`s on loopback (pinned too: unpinned, the same Redis "
+        "allocation took ~50 µs in one batch and ~175 µs in the next, likely the VM waking the "
+        "other, idle vCPU, which decided the ratios). A main tracker is filled through the "
+        "tracker API (`reserve` + `bind`, 8 threads for Redis) to each number of live "
+        "verifications; a reference tracker of the same store holds 1k live throughout. At "
+        f"each size, {rounds} rounds time {batch} allocations then {batch} settlements on each "
+        "tracker in turn; \"× 1k\" is the median (min-max) over rounds of main / reference, so "
+        "both sides of a ratio share the machine's load.",
         "- allocation: `Tracker::reserve(6, 10 min)`: 8 random candidates from the CSPRNG "
         "and the store's reserve (Redis: one script); each is released after its timing, so "
         "the live count stays put;",
@@ -246,6 +244,13 @@ def report(b: BenchLike, stores: list[Store], rounds: int, batch: int) -> None:
         "- memory per live session: memory store: the process's RSS after the fill minus "
         "before it, / N (allocator overhead included; at 1k a few pages either way matter); "
         "Redis: `INFO memory` `used_memory` after minus before, / N.",
+    ]
+    b.out += ["## 7. Tracker: cost as the work grows (6-digit codes, up to 400k live)", ""]
+    for para in prose:
+        indent = "  " if para.startswith("- ") else ""
+        b.out += textwrap.wrap(para, width=92, subsequent_indent=indent,
+                               break_long_words=False, break_on_hyphens=False)
+    b.out += [
         "",
         "| store | live | fill s | allocation median µs | p99 µs | × 1k | settlement median µs "
         "| p99 µs | × 1k | bytes per live session |",
@@ -287,8 +292,11 @@ def plot(stores: list[Store], path: Path) -> None:
         axes[2].plot(xs, [s.bytes_per_session for s in st.sizes], "o-", color=c, label=st.name)
     titles = ["allocation (reserve), µs", "settlement (lookup + query + settle), µs",
               "memory per live session, bytes"]
+    sizes = sorted({s.live for st in stores for s in st.sizes})
     for ax, title in zip(axes, titles):
         ax.set_xscale("log")
+        ax.set_xticks(sizes, [fmt_live(n) for n in sizes])
+        ax.minorticks_off()
         ax.set_xlabel("live sessions (6-digit codes)")
         ax.set_title(title)
         ax.grid(True, which="both", alpha=0.3)

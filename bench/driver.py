@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
+import scaling
+
 COMMAND_TIMEOUT = 120.0  # seconds for one batch: a hung runner fails the run, never blocks it
 
 
@@ -207,6 +209,8 @@ class Bench:
         self.out: list[str] = []
         self.targets: list[tuple[str, str, str, bool | None]] = []
         self.extra: list[str] = []  # ratios that explain the targets
+        # Plots: (path relative to the report, function writing the PNG there).
+        self.figures: list[tuple[str, Callable[[Path], None]]] = []
         env = dict(os.environ)
         for k in list(env):
             if k.startswith("FOTP_"):
@@ -522,6 +526,13 @@ class Bench:
             self.out.append("(redis-cli was not found: the Redis Cluster rows were not measured.)")
         self.out.append("")
 
+    # 7 (issue 17: the tracker up to 400k live sessions; bench/scaling.py)
+    def scaling(self) -> None:
+        try:
+            scaling.run(self)
+        except scaling.Failed as e:
+            raise BenchError(str(e)) from e
+
     # 2
     def throughput(self) -> None:
         rounds, batch = (3, 0.05) if self.quick else (9, 0.25)
@@ -700,8 +711,9 @@ class Bench:
             "",
             "Command: `scripts/bench` (or `make bench`; ~3-4 minutes of measuring on 2 cores, plus",
             "the build). It builds in release mode (`cargo build --release --workspace`, the C",
-            "runner with gcc, the Go runner with `go build`), installs `requests` with pip when",
-            "missing, then runs `python3 bench/driver.py`, which rewrites this file.",
+            "runner with gcc, the Go runner with `go build`), installs `requests` and `matplotlib`",
+            "(section 7's plot) with pip when missing, then runs `python3 bench/driver.py`, which",
+            "rewrites this file.",
             "`scripts/bench --quick` is a smoke run (few rounds, printed, this file untouched);",
             "`--only PHASES` prints some phases; `--strict` exits 1 when a target is missed.",
             "",
@@ -727,7 +739,7 @@ def main() -> int:
                     help="few rounds: a smoke run (printed; written only with --out)")
     ap.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     ap.add_argument("--only", help="comma-separated phases: latency,parsing,throughput,"
-                    "coldstart,sandbox,tracker (the file is then written to --out only if given)")
+                    "coldstart,sandbox,tracker,scaling (the file is then written to --out only if given)")
     args = ap.parse_args()
     if shutil.which("taskset") is None:
         print("bench: taskset (util-linux) is needed to pin the latency cases", file=sys.stderr)
@@ -736,6 +748,7 @@ def main() -> int:
     phases: dict[str, Callable[[], None]] = {
         "latency": b.latency, "throughput": b.throughput, "parsing": b.parsing,
         "coldstart": b.coldstart, "sandbox": b.sandbox, "tracker": b.tracker,
+        "scaling": b.scaling,
     }
     chosen = args.only.split(",") if args.only else list(phases)
     started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -753,6 +766,11 @@ def main() -> int:
     finally:
         Proc.stop_all()
     out = args.out or (None if args.only or args.quick else args.root / "BENCHMARKS.md")
+    for rel, draw in b.figures:
+        # Next to the report it belongs to; a printed run draws into target/bench.
+        png = out.parent / rel if out else b.bindir / Path(rel).name
+        draw(png)
+        print(f"bench: drew {png}", file=sys.stderr)
     missed = args.strict and any(ok is False for *_, ok in b.targets)
     if out is None:
         print("\n".join(b.out + b.extra))

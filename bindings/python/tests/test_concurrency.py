@@ -82,3 +82,54 @@ def test_close_while_calls_are_in_flight_is_safe() -> None:
             assert c.closed
             release.set()
             assert all(f.result(timeout=15).status is fotp.Status.PROCESSING for f in futures)
+
+
+def test_close_racing_calls_frees_once_after_the_last_call() -> None:
+    # Both ways of counting calls in flight (the GIL's lock-free one, and the locked one that
+    # free-threaded builds use): a pointer handed out is never freed before its release, and
+    # close() frees exactly once.
+    import sys
+    import time
+
+    from fotp import _client
+
+    for acquire, release in (
+        (_client._Owned._acquire_gil, _client._Owned._release_gil),
+        (_client._Owned._acquire_locked, _client._Owned._release_locked),
+    ):
+        for _ in range(20):
+            frees: list[int] = []
+            misuse: list[str] = []
+            calls: list[None] = []
+            owned = _client._Owned(1234, frees.append)
+            start = threading.Barrier(5)
+
+            def call() -> None:
+                start.wait()
+                while True:
+                    try:
+                        ptr = acquire(owned)
+                    except fotp.InvalidArgument:
+                        return
+                    time.sleep(0)  # let close() run while this call is in flight
+                    if frees:
+                        misuse.append(f"pointer {ptr} used after free")
+                    release(owned)
+                    calls.append(None)
+
+            interval = sys.getswitchinterval()
+            sys.setswitchinterval(1e-6)
+            try:
+                threads = [threading.Thread(target=call) for _ in range(4)]
+                for t in threads:
+                    t.start()
+                start.wait()
+                while len(calls) < 100:  # close() once the calls run
+                    time.sleep(0)
+                owned.close()
+                for t in threads:
+                    t.join(30)
+            finally:
+                sys.setswitchinterval(interval)
+            owned.close()
+            assert frees == [1234] and not misuse, (acquire.__name__, frees, misuse[:3])

@@ -7,6 +7,7 @@ import json
 import math
 import os
 import sys
+import sysconfig
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -306,6 +307,11 @@ def _new_client(configure: Callable[[int], None] | None) -> int:
     return client.value
 
 
+# No GIL (a free-threaded build, e.g. 3.13t): nothing orders one thread's list append and
+# flag read against another's flag write and list read, so _Owned counts calls under its lock.
+_FREE_THREADED = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
+
+
 class _Owned:
     """Owns one library object and frees it exactly once.
 
@@ -319,6 +325,9 @@ class _Owned:
     (and the last one out frees), or the caller sees ``_closing`` (and never reads the
     pointer). The pointer is read only while the caller's entry is in the list, and it is freed
     only when ``_closing`` is set and the list was seen empty, once (``_free_once``, locked).
+
+    That argument needs the GIL (every step seen in one order by all threads). A free-threaded
+    build (3.13t) has none: there each call takes ``_lock`` (``_acquire_locked``), as before.
     """
 
     _what = "object"
@@ -330,20 +339,41 @@ class _Owned:
         self._users: list[None] = []
         self._closing = False
 
-    def _acquire(self) -> int:
+    def _acquire_gil(self) -> int:
         _log.maybe_sync()
         self._users.append(None)
         ptr = self._ptr
         if self._closing or ptr is None:
-            self._release()
+            self._release_gil()
             raise InvalidArgument(f"this {self._what} is closed")
         return ptr
 
-    def _release(self) -> None:
+    def _release_gil(self) -> None:
         users = self._users
         users.pop()
         if self._closing and not users:
             self._free_once()
+
+    def _acquire_locked(self) -> int:
+        _log.maybe_sync()
+        with self._lock:
+            ptr = self._ptr
+            if self._closing or ptr is None:
+                raise InvalidArgument(f"this {self._what} is closed")
+            self._users.append(None)
+            return ptr
+
+    def _release_locked(self) -> None:
+        with self._lock:
+            self._users.pop()
+            if not self._closing or self._users:
+                return
+            ptr, self._ptr = self._ptr, None
+        if ptr is not None:
+            self._free_fn(ptr)
+
+    _acquire = _acquire_locked if _FREE_THREADED else _acquire_gil
+    _release = _release_locked if _FREE_THREADED else _release_gil
 
     def _free_once(self) -> None:
         with self._lock:
@@ -358,10 +388,13 @@ class _Owned:
 
     def close(self) -> None:
         """Frees the library object; calling it again does nothing."""
-        if getattr(self, "_lock", None) is None:  # __init__ did not finish
+        lock = getattr(self, "_lock", None)
+        if lock is None:  # __init__ did not finish
             return
-        self._closing = True
-        if not self._users:  # else the last call in flight frees it
+        with lock:  # (for _acquire_locked; the GIL's path needs no lock here)
+            self._closing = True
+            idle = not self._users
+        if idle:  # else the last call in flight frees it
             self._free_once()
 
     def __del__(self) -> None:

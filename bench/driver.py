@@ -341,6 +341,78 @@ class Bench:
         ]:
             self.extra.append(f"- {label}: {ratio(a, b)[1]}")
 
+    # 1b (issue 17): system calls per verify, counted by strace. Its own phase, kept small.
+    def syscalls(self) -> None:
+        """Counts the system calls of N keep-alive verifies (raw ureq floor, fotp Rust, fotp C)
+        with `strace -c -f`: each runner runs a warm-up batch, then the counted batch; a second
+        run with the warm-up alone is subtracted, so start-up and connecting are left out."""
+        strace = shutil.which("strace")
+        if strace is None:
+            raise BenchError("the syscalls phase needs strace (apt-get install strace)")
+        n, warm = (500, 100) if self.quick else (2000, 200)
+        server, base = start_server([str(self.rel / "fotp-bench-server"), "--nodelay"], "server")
+        runs = [
+            ("rust", "ureq-verify", "raw ureq, same headers, no SDK logic (floor)"),
+            ("rust", "fotp-verify", "fotp, Rust API"),
+            ("c", "c-verify", "fotp, C API (libfotp.so)"),
+        ]
+        argv = {
+            "rust": [str(self.rel / "fotp-bench"), "cases", base],
+            "c": [str(self.bindir / "fotp-bench-c"), "cases", base, self.callback],
+        }
+
+        def counted(runner: str, case: str, batches: list[int]) -> dict[str, tuple[int, int]]:
+            with tempfile.NamedTemporaryFile(prefix="fotp-strace-", suffix=".txt") as out:
+                cmds = "".join(f"{case} {b}\n" for b in batches)
+                res = subprocess.run([strace, "-c", "-f", "-o", out.name, *argv[runner]],
+                                     input=cmds, capture_output=True, text=True, env=self.env,
+                                     timeout=COMMAND_TIMEOUT)
+                answers = res.stdout.split()
+                if res.returncode != 0 or answers.count("ok") != len(batches):
+                    raise BenchError(f"strace {runner} {case}: {res.stdout}{res.stderr}")
+                counts: dict[str, tuple[int, int]] = {}
+                for line in Path(out.name).read_text().splitlines():
+                    f = line.split()
+                    # "% time seconds usecs/call calls [errors] syscall"; skip headers and total.
+                    if len(f) in (5, 6) and f[3].isdigit() and f[-1] != "total":
+                        counts[f[-1]] = (int(f[3]), int(f[4]) if len(f) == 6 else 0)
+                return counts
+
+        per_call: dict[str, dict[str, tuple[float, float]]] = {}
+        try:
+            for runner, case, _ in runs:
+                print(f"  syscalls: {case}", file=sys.stderr, flush=True)
+                both = counted(runner, case, [warm, n])
+                alone = counted(runner, case, [warm])
+                per_call[case] = {
+                    k: ((c - alone.get(k, (0, 0))[0]) / n, (e - alone.get(k, (0, 0))[1]) / n)
+                    for k, (c, e) in both.items()
+                }
+        finally:
+            server.stop()
+        self.out += [
+            "## 1b. System calls per verify (`strace -c -f`)",
+            "",
+            f"{n} sequential verifies on one keep-alive connection (`fotp-bench-server --nodelay`),",
+            f"after {warm} to warm up; a run of the warm-up alone is subtracted, so the counts are",
+            "the steady state of one call. In brackets: calls that failed (EAGAIN of a probe).",
+            "",
+            "| client | system calls per call | which |",
+            "|---|---:|---|",
+        ]
+        totals = {}
+        for _, case, label in runs:
+            calls = {k: v for k, v in per_call[case].items() if round(v[0], 2) > 0}
+            totals[case] = sum(c for c, _ in calls.values())
+            which = ", ".join(
+                f"{k} {round(c, 2):g}" + (f" ({round(e, 2):g})" if round(e, 2) else "")
+                for k, (c, e) in sorted(calls.items(), key=lambda kv: -kv[1][0]))
+            self.out.append(f"| {label} | {totals[case]:.2f} | {which} |")
+        self.out.append("")
+        f, u = totals["fotp-verify"], totals["ureq-verify"]
+        self.target("Rust verify system calls per call / raw ureq's (strace -c)",
+                    f"{f:.2f} / {u:.2f}", "≤ raw ureq's", f <= u)
+
     # 3
     def parsing(self) -> None:
         rounds, batch = (5, 0.02) if self.quick else (31, 0.06)
@@ -738,15 +810,17 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true",
                     help="few rounds: a smoke run (printed; written only with --out)")
     ap.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
-    ap.add_argument("--only", help="comma-separated phases: latency,parsing,throughput,"
-                    "coldstart,sandbox,tracker,scaling (the file is then written to --out only if given)")
+    ap.add_argument("--only", help="comma-separated phases: latency,syscalls,parsing,"
+                    "throughput,coldstart,sandbox,tracker,scaling (the file is then written to "
+                    "--out only if given)")
     args = ap.parse_args()
     if shutil.which("taskset") is None:
         print("bench: taskset (util-linux) is needed to pin the latency cases", file=sys.stderr)
         return 1
     b = Bench(args.root.resolve(), args.quick)
     phases: dict[str, Callable[[], None]] = {
-        "latency": b.latency, "throughput": b.throughput, "parsing": b.parsing,
+        "latency": b.latency, "syscalls": b.syscalls, "throughput": b.throughput,
+        "parsing": b.parsing,
         "coldstart": b.coldstart, "sandbox": b.sandbox, "tracker": b.tracker,
         "scaling": b.scaling,
     }

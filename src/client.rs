@@ -1,7 +1,7 @@
 //! The blocking client: verify, query, wait and callback confirmation.
 
 use std::io;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, TryLockError};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -71,8 +71,8 @@ struct Pool {
     /// The agent's settings, resolved once (proxy from the environment, roots), so that a
     /// rebuild cannot fail or differ.
     settings: ureq::config::Config,
-    /// The process the agent belongs to.
-    owner: AtomicU32,
+    /// The fork generation the agent belongs to (`crate::fork`: no getpid() per call).
+    owner: AtomicU64,
     agent: Mutex<Agent>,
 }
 
@@ -82,13 +82,13 @@ impl Pool {
         Ok(Pool {
             agent: Mutex::new(new_agent(&settings)),
             settings,
-            owner: AtomicU32::new(std::process::id()),
+            owner: AtomicU64::new(crate::fork::generation()),
         })
     }
 
     fn agent(&self) -> Agent {
-        let pid = std::process::id();
-        if self.owner.load(Ordering::Acquire) == pid {
+        let generation = crate::fork::generation();
+        if self.owner.load(Ordering::Acquire) == generation {
             return self.agent.lock().unwrap_or_else(|p| p.into_inner()).clone();
         }
         // A forked child. The lock may have been held at the fork by a thread that does not
@@ -106,10 +106,10 @@ impl Pool {
                     return new_agent(&self.settings);
                 }
             };
-            if self.owner.load(Ordering::Acquire) != pid {
+            if self.owner.load(Ordering::Acquire) != generation {
                 // Forgotten, not dropped: closing could write to the parent's TLS sessions.
                 std::mem::forget(std::mem::replace(&mut *guard, new_agent(&self.settings)));
-                self.owner.store(pid, Ordering::Release);
+                self.owner.store(generation, Ordering::Release);
             }
             return guard.clone();
         }
@@ -141,7 +141,12 @@ fn agent_settings(config: &Config) -> Result<ureq::config::Config> {
         .user_agent(config.user_agent.as_str())
         .max_redirects(0)
         .max_idle_connections(64)
-        .max_idle_connections_per_host(64);
+        .max_idle_connections_per_host(64)
+        // Each attempt's own limits (every client sharing this pool has the same): a request
+        // overrides them only when less of its call is left. ureq adds a limit to the current
+        // instant, so one past FAR (no real limit) is none at all.
+        .timeout_global((config.timeout < FAR).then_some(config.timeout))
+        .timeout_connect((config.connect_timeout < FAR).then_some(config.connect_timeout));
     let proxy = match &config.proxy {
         // Loopback never goes through an environment proxy: the sandbox and local tests must
         // stay local.
@@ -600,33 +605,55 @@ impl Client {
         budget: Budget,
     ) -> std::result::Result<(u16, Vec<u8>, Option<Duration>), Failure> {
         let cfg = &self.inner.config;
-        // The attempt's own limit, or what is left of the call when that is less.
+        // The attempt's own limit, or what is left of the call when that is less. Its error is
+        // only built when it is needed (never on the way of a successful call).
         let (limit, limit_error) = match budget.left() {
             Some(left) if left < cfg.timeout => {
                 if left.is_zero() {
                     return Err(Failure::final_(budget.error()));
                 }
-                (left, budget.error())
+                (left, LimitError::Call(budget))
             }
-            _ => (cfg.timeout, attempt_timeout_error(cfg.timeout)),
+            _ => (cfg.timeout, LimitError::Attempt(cfg.timeout)),
         };
-        let headers = cfg.signer.sign(body).map_err(Failure::final_)?;
-        check_headers(&headers).map_err(Failure::final_)?;
+        use ureq::http::header::{ACCEPT, CONTENT_TYPE as CONTENT_TYPE_NAME};
+        use ureq::http::HeaderValue;
         let mut req = agent
             .post(uri)
-            .header("Content-Type", CONTENT_TYPE)
-            .header("Accept", "application/json");
-        for (name, value) in &headers {
-            req = req.header(name.as_str(), value.as_str());
+            .header(CONTENT_TYPE_NAME, HeaderValue::from_static(CONTENT_TYPE))
+            .header(ACCEPT, HeaderValue::from_static("application/json"));
+        // The built-in scheme hands over its headers ready-made (names checked once, values
+        // moved, not copied); any other signer's are checked here, once.
+        match cfg
+            .hmac
+            .as_ref()
+            .and_then(|h| h.sign_typed(body).transpose())
+        {
+            Some(headers) => {
+                for (name, value) in headers.map_err(Failure::final_)? {
+                    req = req.header(name, value);
+                }
+            }
+            None => {
+                let headers = cfg.signer.sign(body).map_err(Failure::final_)?;
+                for (name, value) in typed_headers(headers).map_err(Failure::final_)? {
+                    req = req.header(name, value);
+                }
+            }
         }
-        // A global limit per attempt bounds every phase, a dripped body included. ureq adds
-        // its limits to the current instant: a limit past FAR (no real limit) is none at all.
-        let bounded = |d: Duration| (d < FAR).then_some(d);
-        let req = req
-            .config()
-            .timeout_global(bounded(limit))
-            .timeout_connect(bounded(cfg.connect_timeout.min(limit)))
-            .build();
+        // A global limit per attempt bounds every phase, a dripped body included. The agent
+        // carries the client's own limits (`agent_settings`): a request sets them only when
+        // what is left of the call is less, which saves a copy of ureq's settings per call.
+        let req = if limit < cfg.timeout {
+            // ureq adds its limits to the current instant: past FAR (no real limit) is none.
+            let bounded = |d: Duration| (d < FAR).then_some(d);
+            req.config()
+                .timeout_global(bounded(limit))
+                .timeout_connect(bounded(cfg.connect_timeout.min(limit)))
+                .build()
+        } else {
+            req
+        };
         // Network I/O of this attempt watches the client's cancel token.
         let _scope = transport::enter(self.inner.cancel.as_ref());
         let mut resp = req.send(body).map_err(|e| classify(e, &limit_error))?;
@@ -714,28 +741,53 @@ fn attempt_timeout_error(limit: Duration) -> Error {
     )
 }
 
-/// A signer's headers that HTTP cannot carry are a config error, never sent and never retried
-/// (ureq would report them as a transient failure). Values are never echoed: they are secrets.
-fn check_headers(headers: &[crate::sign::Header]) -> Result<()> {
+/// A signer's headers as ureq's types. Headers that HTTP cannot carry are a config error, never
+/// sent and never retried (ureq would report them as a transient failure). Values are never
+/// echoed: they are secrets.
+fn typed_headers(
+    headers: Vec<crate::sign::Header>,
+) -> Result<Vec<(ureq::http::HeaderName, ureq::http::HeaderValue)>> {
     use ureq::http::{HeaderName, HeaderValue};
-    for (name, value) in headers {
-        if HeaderName::from_bytes(name.as_bytes()).is_err() {
-            return Err(Error::config(format!(
-                "the signer produced an invalid header name {name:?}"
-            )));
-        }
-        if HeaderValue::from_str(value).is_err() {
-            return Err(Error::config(format!(
-                "the signer produced an invalid value for header {name:?}"
-            )));
+    headers
+        .into_iter()
+        .map(|(name, value)| {
+            let Ok(typed_name) = HeaderName::from_bytes(name.as_bytes()) else {
+                return Err(Error::config(format!(
+                    "the signer produced an invalid header name {name:?}"
+                )));
+            };
+            // From the String itself: no copy.
+            let Ok(typed_value) = HeaderValue::try_from(value) else {
+                return Err(Error::config(format!(
+                    "the signer produced an invalid value for header {name:?}"
+                )));
+            };
+            Ok((typed_name, typed_value))
+        })
+        .collect()
+}
+
+/// The error of an attempt whose time limit ran out, made only when it happens.
+#[derive(Clone, Copy)]
+enum LimitError {
+    /// What was left of the call bound (or of `wait`'s limit) was the limit.
+    Call(Budget),
+    /// The attempt's own time limit.
+    Attempt(Duration),
+}
+
+impl LimitError {
+    fn error(self) -> Error {
+        match self {
+            LimitError::Call(budget) => budget.error(),
+            LimitError::Attempt(limit) => attempt_timeout_error(limit),
         }
     }
-    Ok(())
 }
 
 /// A ureq failure as an error, and whether the request may have reached the server;
 /// `limit_error` is the error for the attempt's time limit running out.
-fn classify(e: ureq::Error, limit_error: &Error) -> Failure {
+fn classify(e: ureq::Error, limit_error: &LimitError) -> Failure {
     use ureq::Error as E;
     let network = |msg: String, reached: bool| Failure {
         error: Error::new(ErrorKind::Network, msg),
@@ -747,7 +799,7 @@ fn classify(e: ureq::Error, limit_error: &Error) -> Failure {
             let error = if before_send {
                 Error::new(ErrorKind::Timeout, format!("connecting timed out ({t})"))
             } else {
-                limit_error.clone()
+                limit_error.error()
             };
             Failure {
                 error,
@@ -766,7 +818,7 @@ fn classify(e: ureq::Error, limit_error: &Error) -> Failure {
             );
             if io.kind() == io::ErrorKind::TimedOut {
                 return Failure {
-                    error: limit_error.clone(),
+                    error: limit_error.error(),
                     reached_server: true,
                 };
             }

@@ -345,6 +345,7 @@ impl ConfigBuilder {
             .base_url
             .ok_or_else(|| Error::config("the base URL is not set (FOTP_BASE_URL)"))?;
         let base = parse_base_url(&raw, self.allow_insecure_http)?;
+        let mut hmac = None;
         let signer: Arc<dyn Signer> = match self.auth {
             None => {
                 return Err(Error::config(
@@ -356,11 +357,13 @@ impl ConfigBuilder {
                 if secret.is_empty() {
                     return Err(Error::config("the app secret is empty"));
                 }
-                Arc::new(HmacSha256Signer::with_header_names(
+                let s = Arc::new(HmacSha256Signer::with_header_names(
                     app_id,
                     &secret,
                     self.hmac_names,
-                ))
+                ));
+                hmac = Some(s.clone());
+                s
             }
             Some(AuthSpec::Token { app_key, token }) => {
                 check_header_value("app key", &app_key)?;
@@ -411,6 +414,7 @@ impl ConfigBuilder {
         Ok(Config {
             base,
             signer,
+            hmac,
             timeout: self.timeout,
             call_timeout: self.call_timeout,
             proxy: self.proxy,
@@ -431,6 +435,9 @@ impl ConfigBuilder {
 pub struct Config {
     pub(crate) base: BaseUrl,
     pub(crate) signer: Arc<dyn Signer>,
+    /// The same signer when it is the built-in `hmac-sha256` one: the client signs through
+    /// its typed path (`HmacSha256Signer::sign_typed`).
+    pub(crate) hmac: Option<Arc<HmacSha256Signer>>,
     pub(crate) timeout: Duration,
     pub(crate) call_timeout: Option<Duration>,
     pub(crate) proxy: ProxySetting,

@@ -110,6 +110,7 @@ mod cancel;
 mod client;
 mod config;
 mod error;
+mod fork;
 pub mod logging;
 mod sign;
 mod tracker;

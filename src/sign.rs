@@ -9,6 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+use ureq::http::{HeaderName, HeaderValue};
 
 use crate::error::{Error, Result};
 
@@ -119,6 +120,37 @@ pub struct HmacSha256Signer {
     // Keyed once: cloning the prepared state is cheaper than re-deriving the key per request.
     mac: PreparedMac,
     names: HmacHeaderNames,
+    /// The header names and app id as HTTP types, checked once; `None` when one of them cannot
+    /// be sent (then the client's per-call check reports it, as for any signer).
+    typed: Option<TypedParts>,
+}
+
+/// The fixed parts of the built-in scheme's headers, ready for ureq.
+#[derive(Clone)]
+struct TypedParts {
+    names: [HeaderName; 4],
+    app_id: HeaderValue,
+}
+
+impl fmt::Debug for TypedParts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("..")
+    }
+}
+
+impl TypedParts {
+    fn new(app_id: &str, names: &HmacHeaderNames) -> Option<TypedParts> {
+        let name = |n: &str| HeaderName::from_bytes(n.as_bytes()).ok();
+        Some(TypedParts {
+            names: [
+                name(&names.app_id)?,
+                name(&names.timestamp)?,
+                name(&names.nonce)?,
+                name(&names.sign)?,
+            ],
+            app_id: HeaderValue::from_str(app_id).ok()?,
+        })
+    }
 }
 
 #[derive(Clone)]
@@ -143,11 +175,34 @@ impl HmacSha256Signer {
         app_secret: &Secret,
         names: HmacHeaderNames,
     ) -> Self {
+        let app_id = app_id.into();
         HmacSha256Signer {
-            app_id: app_id.into(),
+            typed: TypedParts::new(&app_id, &names),
+            app_id,
             mac: PreparedMac(keyed(app_secret.expose().as_bytes())),
             names,
         }
+    }
+
+    /// What [`Signer::sign`] makes, as HTTP types: the client's path for the built-in scheme
+    /// (no header name or app id copied or checked per call). `Ok(None)` when a configured name
+    /// or the app id cannot be sent: then the caller goes through [`Signer::sign`].
+    pub(crate) fn sign_typed(&self, body: &[u8]) -> Result<Option<[(HeaderName, HeaderValue); 4]>> {
+        let Some(t) = &self.typed else {
+            return Ok(None);
+        };
+        let timestamp = now_millis().to_string();
+        let nonce = new_nonce()?;
+        let sign = self.signature(&timestamp, &nonce, body);
+        // Decimal digits and lowercase hex are always valid values; the String is moved in.
+        let value = |s: String| HeaderValue::try_from(s).expect("digits and hex are header-safe");
+        let [app_id, ts, no, si] = &t.names;
+        Ok(Some([
+            (app_id.clone(), t.app_id.clone()),
+            (ts.clone(), value(timestamp)),
+            (no.clone(), value(nonce)),
+            (si.clone(), value(sign)),
+        ]))
     }
 
     /// The signature for explicit inputs (what [`Signer::sign`] uses with a fresh timestamp
@@ -267,16 +322,72 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && bool::from(a.ct_eq(b))
 }
 
-/// 32 lowercase hex characters from the OS CSPRNG.
+/// 32 lowercase hex characters from a CSPRNG, new for every call.
+///
+/// The bytes come from a per-thread ChaCha20 generator (`rand_chacha`) seeded from the OS
+/// (`getrandom`), instead of one system call per nonce. It is reseeded from the OS after
+/// [`RESEED_AFTER`] nonces, and before the first nonce of a forked child: a child never repeats
+/// its parent's nonces (see SECURITY.md).
 pub fn new_nonce() -> Result<String> {
     let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes).map_err(|e| {
+    random_bytes(&mut bytes)?;
+    Ok(hex(&bytes))
+}
+
+/// Nonces drawn from one seed before the generator is reseeded from the OS (1 MiB of output).
+pub(crate) const RESEED_AFTER: u32 = 1 << 16;
+
+struct NonceRng {
+    rng: rand_chacha::ChaCha20Rng,
+    /// The fork generation the seed was drawn in.
+    generation: u64,
+    /// Nonces left before the next reseed.
+    left: u32,
+}
+
+thread_local! {
+    static NONCE_RNG: std::cell::RefCell<Option<NonceRng>> = const { std::cell::RefCell::new(None) };
+}
+
+fn os_random(buf: &mut [u8]) -> Result<()> {
+    getrandom::fill(buf).map_err(|e| {
         Error::new(
             crate::ErrorKind::Internal,
             format!("the OS random number generator failed: {e}"),
         )
-    })?;
-    Ok(hex(&bytes))
+    })
+}
+
+/// Fills `buf` (at most one nonce's worth per call in practice) from this thread's generator.
+fn random_bytes(buf: &mut [u8]) -> Result<()> {
+    use rand_chacha::rand_core::{RngCore, SeedableRng};
+    // Read before the generator is used: a seed from an older generation predates a fork.
+    let generation = crate::fork::generation();
+    let drawn = NONCE_RNG.try_with(|cell| -> Result<()> {
+        let mut slot = cell.borrow_mut();
+        let fresh = match &*slot {
+            Some(r) => r.generation != generation || r.left == 0,
+            None => true,
+        };
+        if fresh {
+            let mut seed = [0u8; 32];
+            os_random(&mut seed)?;
+            *slot = Some(NonceRng {
+                rng: rand_chacha::ChaCha20Rng::from_seed(seed),
+                generation,
+                left: RESEED_AFTER,
+            });
+        }
+        let r = slot.as_mut().expect("seeded above");
+        r.left -= 1;
+        r.rng.fill_bytes(buf);
+        Ok(())
+    });
+    match drawn {
+        Ok(r) => r,
+        // This thread's storage is being torn down (a nonce from a thread-local destructor).
+        Err(_) => os_random(buf),
+    }
 }
 
 /// Milliseconds since the Unix epoch.
@@ -289,12 +400,12 @@ pub fn now_millis() -> u128 {
 
 pub(crate) fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(DIGITS[(b >> 4) as usize] as char);
-        out.push(DIGITS[(b & 0xf) as usize] as char);
-    }
-    out
+    // Bytes, not chars: no UTF-8 encoding per digit.
+    let out: Vec<u8> = bytes
+        .iter()
+        .flat_map(|b| [DIGITS[(b >> 4) as usize], DIGITS[(b & 0xf) as usize]])
+        .collect();
+    String::from_utf8(out).expect("hex digits are ASCII")
 }
 
 #[cfg(any(test, feature = "internals"))]
@@ -419,6 +530,48 @@ mod tests {
         assert!(hmac_sha256_verify(
             b"k", "app", &a[1].1, &a[2].1, b"{}", &a[3].1
         ));
+    }
+
+    #[test]
+    fn nonces_of_many_threads_are_distinct_and_hex() {
+        // Each thread seeds its own generator; across threads and reseeds, no repeat.
+        let n = RESEED_AFTER as usize + 100;
+        let sets: Vec<Vec<String>> = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..4)
+                .map(|_| s.spawn(move || (0..n).map(|_| new_nonce().unwrap()).collect()))
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let mut all = std::collections::HashSet::new();
+        for nonce in sets.iter().flatten() {
+            assert_eq!(nonce.len(), 32);
+            assert!(nonce
+                .bytes()
+                .all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')));
+            assert!(all.insert(nonce.as_str()), "repeated nonce {nonce}");
+        }
+    }
+
+    #[test]
+    fn the_typed_headers_match_sign() {
+        let s = HmacSha256Signer::new("app", &Secret::new("k"));
+        let typed = s
+            .sign_typed(b"{}")
+            .unwrap()
+            .expect("default names are valid");
+        let names: Vec<_> = typed.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["appid", "timestamp", "nonce", "sign"]);
+        let v = |i: usize| typed[i].1.to_str().unwrap();
+        assert_eq!(v(0), "app");
+        assert!(hmac_sha256_verify(b"k", "app", v(1), v(2), b"{}", v(3)));
+        // A name HTTP cannot carry: no typed path, the client's check reports it.
+        let names = HmacHeaderNames {
+            nonce: "bad name".into(),
+            ..HmacHeaderNames::default()
+        };
+        let odd = HmacSha256Signer::with_header_names("app", &Secret::new("k"), names);
+        assert!(odd.sign_typed(b"{}").unwrap().is_none());
+        assert_eq!(odd.sign(b"{}").unwrap()[2].0, "bad name");
     }
 
     #[test]

@@ -326,21 +326,43 @@ impl Transport for TcpTransport {
     }
 
     fn is_open(&mut self) -> bool {
-        // A pooled connection is usable when nothing is waiting to be read and it is not closed.
-        let mut stream = &*self.stream;
-        if stream.set_nonblocking(true).is_err() {
-            return false;
-        }
-        let mut buf = [0u8; 1];
-        let open = loop {
-            match stream.read(&mut buf) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break true,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                _ => break false,
-            }
-        };
-        open && stream.set_nonblocking(false).is_ok()
+        peer_still_open(&self.stream)
     }
+}
+
+/// True when a pooled connection is usable: nothing is waiting to be read and the peer has not
+/// closed it. One `recv(MSG_PEEK | MSG_DONTWAIT)`, where ureq's own probe makes three system
+/// calls (non-blocking on, read, non-blocking off); the socket's mode is never changed.
+#[cfg(unix)]
+fn peer_still_open(stream: &TcpStream) -> bool {
+    use std::mem::MaybeUninit;
+    let sock = socket2::SockRef::from(stream);
+    let mut buf = [MaybeUninit::<u8>::uninit(); 1];
+    loop {
+        match sock.recv_with_flags(&mut buf, libc::MSG_PEEK | libc::MSG_DONTWAIT) {
+            // Nothing to read and not closed: the normal state of an idle connection.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            // 0: the peer closed; data: an answer nobody asked for; other errors: broken.
+            _ => return false,
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn peer_still_open(mut stream: &TcpStream) -> bool {
+    if stream.set_nonblocking(true).is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 1];
+    let open = loop {
+        match stream.peek(&mut buf) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break true,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            _ => break false,
+        }
+    };
+    open && stream.set_nonblocking(false).is_ok()
 }
 
 /// Resolves IP literals and `localhost` in place (never through DNS), and other names on a
@@ -429,6 +451,45 @@ pub(crate) fn literal_addrs(host: &str, port: u16) -> Option<Vec<SocketAddr>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pooled_connection_is_open_until_the_peer_closes_or_talks() {
+        use std::net::TcpListener;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let pair = || {
+            let client = TcpStream::connect(addr).unwrap();
+            let (server, _) = listener.accept().unwrap();
+            (client, server)
+        };
+        // Idle: open, again and again (the probe leaves nothing behind).
+        let (client, server) = pair();
+        assert!(peer_still_open(&client));
+        assert!(peer_still_open(&client));
+        // The socket stays blocking: a read waits for data rather than failing.
+        (&server).write_all(b"x").unwrap();
+        let mut one = [0u8; 1];
+        assert_eq!((&client).read(&mut one).unwrap(), 1);
+        assert!(peer_still_open(&client));
+        // Bytes nobody asked for: not reusable.
+        (&server).write_all(b"y").unwrap();
+        let mut peek = [0u8; 1];
+        assert_eq!(client.peek(&mut peek).unwrap(), 1);
+        assert!(!peer_still_open(&client));
+        // The peer closed: a blocking peek sees the end, then the probe must too.
+        let (client, server) = pair();
+        drop(server);
+        assert_eq!(client.peek(&mut peek).unwrap(), 0);
+        assert!(!peer_still_open(&client));
+        // Reset by the peer (unread data at close): broken.
+        let (client, server) = pair();
+        (&client).write_all(b"unread").unwrap();
+        let mut got = [0u8; 6];
+        (&server).read_exact(&mut got[..1]).unwrap();
+        drop(server);
+        while client.peek(&mut peek).is_ok_and(|n| n > 0) {}
+        assert!(!peer_still_open(&client));
+    }
 
     #[test]
     fn literals_and_localhost_need_no_lookup() {

@@ -83,3 +83,58 @@ fn a_forked_child_uses_its_own_connections_and_nonces() {
     // parent's though both started from the same memory.
     assert_eq!(nonces.len(), reqs.len(), "a nonce was repeated");
 }
+
+/// Nonces come from a per-thread generator seeded from the OS: a forked child must reseed it
+/// before its first nonce, or it would draw exactly the parent's next nonces.
+#[test]
+fn a_forked_child_never_repeats_the_parents_nonces() {
+    use std::io::{Read, Write};
+    use std::os::fd::FromRawFd;
+    const N: usize = 64;
+    for _ in 0..5 {
+        // The parent's generator is seeded and in use when the child is forked.
+        let before = fotp::__internals::new_nonce().unwrap();
+        let mut fds = [0; 2];
+        // SAFETY: a valid array of two descriptors.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        // SAFETY: the child only draws nonces and writes them to the pipe, then leaves with
+        // _exit, never through the test harness.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork failed");
+        if pid == 0 {
+            // SAFETY: the write end, owned by this child alone.
+            let mut w = unsafe { std::fs::File::from_raw_fd(fds[1]) };
+            let mut text = String::new();
+            for _ in 0..N {
+                text.push_str(&fotp::__internals::new_nonce().unwrap_or_default());
+                text.push('\n');
+            }
+            let ok = w.write_all(text.as_bytes()).is_ok();
+            // SAFETY: ends the child at once.
+            unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+        }
+        // SAFETY: the parent's copy of the write end is closed; the read end is owned here.
+        unsafe { libc::close(fds[1]) };
+        let mut r = unsafe { std::fs::File::from_raw_fd(fds[0]) };
+        let parent: Vec<String> = (0..N)
+            .map(|_| fotp::__internals::new_nonce().unwrap())
+            .collect();
+        let mut text = String::new();
+        r.read_to_string(&mut text).unwrap();
+        let mut status = 0;
+        // SAFETY: waits for the child forked above.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+        let child: Vec<&str> = text.lines().collect();
+        assert_eq!(child.len(), N);
+        let mut all: std::collections::HashSet<&str> = parent.iter().map(String::as_str).collect();
+        all.insert(&before);
+        for n in &child {
+            assert_eq!(n.len(), 32, "{n:?}");
+            assert!(
+                all.insert(n),
+                "the child repeated a nonce of its parent: {n}"
+            );
+        }
+    }
+}

@@ -1,0 +1,68 @@
+//! Fork detection without a system call per check.
+//!
+//! A forked child must never use its parent's pooled connections nor repeat its nonces. Asking
+//! `getpid()` on every call costs a system call (glibc does not cache it); instead a
+//! `pthread_atfork` child handler bumps a process-wide generation number in every child that
+//! `fork()` makes, and state made in one generation is rebuilt when it meets another.
+//!
+//! Children made without `fork()` (a raw `clone` system call) run no atfork handler; such a
+//! child that goes on running Rust code instead of `exec`ing is not supported by any library
+//! that keeps per-process state (glibc's own included). Go's runtime and `posix_spawn` only
+//! make children that `exec` at once.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Once;
+
+static GENERATION: AtomicU64 = AtomicU64::new(0);
+/// Set when the handler could not be registered: then the process id is the generation.
+static NO_HANDLER: AtomicBool = AtomicBool::new(false);
+static REGISTER: Once = Once::new();
+
+#[cfg(unix)]
+extern "C" fn in_child() {
+    // Runs in the child right after fork(): one atomic add, async-signal-safe.
+    GENERATION.fetch_add(1, Ordering::AcqRel);
+}
+
+/// The fork generation of this process. It differs in every forked child from every value its
+/// parent (or any ancestor) ever returned, and never changes within one process.
+///
+/// State that must not cross a fork records the generation it was made in and is rebuilt when
+/// `generation()` no longer matches. Cheap: an atomic load (the first call registers the
+/// handler).
+pub(crate) fn generation() -> u64 {
+    REGISTER.call_once(register);
+    if NO_HANDLER.load(Ordering::Relaxed) {
+        // Never reached in practice (registration fails only without memory): fall back to
+        // the process id, with the top bit set so it never equals a counted generation.
+        return u64::from(std::process::id()) | 1 << 63;
+    }
+    GENERATION.load(Ordering::Acquire)
+}
+
+#[cfg(unix)]
+fn register() {
+    // SAFETY: registers a plain `extern "C" fn()` that touches only a static atomic; no prepare
+    // or parent handler. glibc ties the registration to this object (its DSO handle), so
+    // unloading libfotp.so removes it.
+    let rc = unsafe { libc::pthread_atfork(None, None, Some(in_child)) };
+    if rc != 0 {
+        NO_HANDLER.store(true, Ordering::Relaxed);
+    }
+}
+
+#[cfg(not(unix))]
+fn register() {
+    // No fork() on this platform: one generation for the whole life of the process.
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_generation_is_stable_within_a_process() {
+        let a = super::generation();
+        let b = std::thread::spawn(super::generation).join().unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a, super::generation());
+    }
+}

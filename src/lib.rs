@@ -111,6 +111,9 @@ mod client;
 mod config;
 mod error;
 pub mod logging;
+/// Worker threads for callers that wait in an event loop (the C ABI's `*_start` functions).
+#[cfg(feature = "capi")]
+mod offload;
 mod sign;
 mod tracker;
 mod transport;

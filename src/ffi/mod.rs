@@ -24,6 +24,7 @@ mod config;
 mod error;
 mod log;
 mod objects;
+mod offload;
 mod tracker;
 
 pub use client::*;
@@ -31,6 +32,7 @@ pub use config::*;
 pub use error::*;
 pub use log::*;
 pub use objects::*;
+pub use offload::*;
 pub use tracker::*;
 
 #[cfg(test)]

@@ -100,10 +100,15 @@ type Client struct {
 
 	handle[*C.fotp_client]
 
-	// The library's worker pool, made by the first offloaded call (offload.go).
-	offOnce sync.Once
-	off     *offload
-	offErr  error
+	// The library's worker pool, made by the first offloaded call (offload.go). Apart from c:
+	// the handle's free function holds it, and a cycle through c would keep the finalizer
+	// from ever running.
+	lazy *lazyOffload
+}
+
+type lazyOffload struct {
+	once sync.Once
+	off  *offload
 }
 
 // NewClient builds a client from cfg. Nothing is sent on the network; a missing base URL
@@ -145,11 +150,12 @@ func newClient(cc *C.fotp_config) (*Client, error) {
 	if err := takeError(C.fotp_client_new(cc, &ptr)); err != nil {
 		return nil, err
 	}
-	c := &Client{polls: make(chan struct{}, maxWaitPolls)}
+	lazy := &lazyOffload{}
+	c := &Client{polls: make(chan struct{}, maxWaitPolls), lazy: lazy}
 	c.handle = handle[*C.fotp_client]{ptr: ptr, what: "client", free: func(p *C.fotp_client) {
 		freeClient(p)
-		if c.off != nil {
-			c.off.close()
+		if lazy.off != nil {
+			lazy.off.close()
 		}
 	}}
 	// Only a safety net for a forgotten Close: in-flight calls keep c reachable.
@@ -289,8 +295,8 @@ func (c *Client) acquire() (*C.fotp_client, error) {
 // offload returns c's worker pool, made on first use; nil if it cannot be made (the call
 // then blocks in the library instead).
 func (c *Client) offload() *offload {
-	c.offOnce.Do(func() { c.off, c.offErr = newOffload() })
-	return c.off
+	c.lazy.once.Do(func() { c.lazy.off, _ = newOffload() })
+	return c.lazy.off
 }
 
 // begin checks ctx and reserves the C client for one call. The call gets a derived client

@@ -54,6 +54,8 @@ struct State {
     /// Workers parked with nothing to do; a job is handed to one directly.
     idle: Vec<Arc<Slot>>,
     threads: usize,
+    /// The workers not known to have exited, joined by Drop.
+    handles: Vec<std::thread::JoinHandle<()>>,
     closing: bool,
 }
 
@@ -128,13 +130,20 @@ impl Offload {
         let started = std::thread::Builder::new()
             .name("fotp-offload".into())
             .spawn(move || shared.work_loop(tag, job));
-        if let Err(e) = started {
-            let mut st = lock(&self.shared.state);
-            st.threads -= 1;
-            self.shared.exited.notify_all();
-            return Err(e);
+        let mut st = lock(&self.shared.state);
+        match started {
+            Ok(h) => {
+                // Handles of workers that left after idling are dropped here (they are done).
+                st.handles.retain(|h| !h.is_finished());
+                st.handles.push(h);
+                Ok(())
+            }
+            Err(e) => {
+                st.threads -= 1;
+                self.shared.exited.notify_all();
+                Err(e)
+            }
         }
-        Ok(())
     }
 
     /// Moves up to `out.len()` tags of finished jobs to `out`, oldest first, and returns how
@@ -183,6 +192,12 @@ impl Drop for Offload {
                 .exited
                 .wait(st)
                 .unwrap_or_else(|p| p.into_inner());
+        }
+        // Joined, so that no thread of this pool is left when drop returns.
+        let handles = std::mem::take(&mut st.handles);
+        drop(st);
+        for h in handles {
+            let _ = h.join();
         }
     }
 }

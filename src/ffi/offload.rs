@@ -263,37 +263,47 @@ pub unsafe extern "C" fn fotp_confirm_callback_start(
     })
 }
 
-/// Takes the outcome of `call`, which must have finished and been started as `what`.
-fn take(call: &fotp_call, what: &str) -> Result<Outcome, Error> {
-    let mut slot = call.outcome.lock().unwrap_or_else(|p| p.into_inner());
-    match slot.take() {
-        None => Err(Error::new(
-            ErrorKind::InvalidArgument,
-            "the call has not finished: wait until fotp_offload_drain() reports its tag",
-        )),
-        Some(Outcome::Taken) => {
-            *slot = Some(Outcome::Taken);
-            Err(Error::new(
-                ErrorKind::InvalidArgument,
-                format!("the result of this call was already taken ({what})"),
-            ))
-        }
-        Some(Outcome::Panicked(e)) => {
-            *slot = Some(Outcome::Taken);
-            Err(e)
-        }
-        Some(o) => {
-            *slot = Some(Outcome::Taken);
-            Ok(o)
-        }
-    }
+/// Which `fotp_*_start` made a call.
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Verify,
+    Query,
+    Confirm,
 }
 
-fn wrong_kind(what: &str) -> Error {
-    Error::new(
-        ErrorKind::InvalidArgument,
-        format!("this call was not started by {what}"),
-    )
+/// Takes the outcome of `call`, which must have finished and been started as `kind` (a wrong
+/// kind takes nothing: the right getter still works).
+fn take(call: &fotp_call, kind: Kind, getter: &str) -> Result<Outcome, Error> {
+    let mut slot = call.outcome.lock().unwrap_or_else(|p| p.into_inner());
+    let (started, by) = match slot.as_ref() {
+        None => {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                "the call has not finished: wait until fotp_offload_drain() reports its tag",
+            ))
+        }
+        Some(Outcome::Taken) => {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                format!("the result of this call was already taken ({getter})"),
+            ))
+        }
+        Some(Outcome::Verify(_)) => (Kind::Verify, "fotp_verify_start()"),
+        Some(Outcome::Query(_)) => (Kind::Query, "fotp_query_start()"),
+        Some(Outcome::Confirm(_)) => (Kind::Confirm, "fotp_confirm_callback_start()"),
+        Some(Outcome::Panicked(_)) => (kind, ""),
+    };
+    if started != kind {
+        return Err(Error::new(
+            ErrorKind::InvalidArgument,
+            format!("{getter} cannot take the result of a call started by {by}"),
+        ));
+    }
+    match slot.replace(Outcome::Taken) {
+        Some(Outcome::Panicked(e)) => Err(e),
+        Some(o) => Ok(o),
+        None => unreachable!("checked above"),
+    }
 }
 
 /// The result of a call started with fotp_verify_start(), once its tag came out of
@@ -311,13 +321,13 @@ pub unsafe extern "C" fn fotp_call_verification(
         // SAFETY: NULL or a live call (caller's contract).
         let call = unsafe { try_ref(call, "call")? };
         let out = try_out(out, "out")?;
-        match take(call, "fotp_call_verification")? {
+        match take(call, Kind::Verify, "fotp_call_verification()")? {
             Outcome::Verify(r) => {
                 // SAFETY: `out` passed try_out() above.
                 unsafe { write_out(out, r?) };
                 Ok(())
             }
-            _ => Err(wrong_kind("fotp_verify_start()")),
+            _ => unreachable!("take() checked the kind"),
         }
     })
 }
@@ -334,13 +344,13 @@ pub unsafe extern "C" fn fotp_call_query_result(
         // SAFETY: NULL or a live call (caller's contract).
         let call = unsafe { try_ref(call, "call")? };
         let out = try_out(out, "out")?;
-        match take(call, "fotp_call_query_result")? {
+        match take(call, Kind::Query, "fotp_call_query_result()")? {
             Outcome::Query(r) => {
                 // SAFETY: `out` passed try_out() above.
                 unsafe { write_out(out, r?) };
                 Ok(())
             }
-            _ => Err(wrong_kind("fotp_query_start()")),
+            _ => unreachable!("take() checked the kind"),
         }
     })
 }
@@ -357,14 +367,14 @@ pub unsafe extern "C" fn fotp_call_confirmed(
         // SAFETY: NULL or a live call (caller's contract).
         let call = unsafe { try_ref(call, "call")? };
         let confirmed = try_out(confirmed, "confirmed")?;
-        match take(call, "fotp_call_confirmed")? {
+        match take(call, Kind::Confirm, "fotp_call_confirmed()")? {
             Outcome::Confirm(r) => {
                 let ok = r?;
                 // SAFETY: checked non-NULL; the caller provides a writable pointer.
                 unsafe { confirmed.write(ok) };
                 Ok(())
             }
-            _ => Err(wrong_kind("fotp_confirm_callback_start()")),
+            _ => unreachable!("take() checked the kind"),
         }
     })
 }

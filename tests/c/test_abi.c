@@ -407,7 +407,7 @@ static void test_offload(const fotp_client *client) {
     drain_until(o, tags, 2);
     CHECK((tags[0] == 41 && tags[1] == 42) || (tags[0] == 42 && tags[1] == 41));
     INVALID(fotp_call_verification(cv, NULL), "out");
-    ERR(fotp_call_query_result(cv, &r), FOTP_ERROR_INVALID_ARGUMENT, "fotp_query_start");
+    ERR(fotp_call_query_result(cv, &r), FOTP_ERROR_INVALID_ARGUMENT, "fotp_verify_start");
     OK(fotp_call_verification(cv, &v));
     CHECK(streq(fotp_verification_code(v), "2468"));
     ERR(fotp_call_verification(cv, &v), FOTP_ERROR_INVALID_ARGUMENT, "already taken");

@@ -155,6 +155,16 @@ typedef enum {
 } fotp_settle_outcome;
 
 /**
+ * A call started with fotp_verify_start(), fotp_query_start() or
+ * fotp_confirm_callback_start().
+ *
+ * Owned by the caller, freed with fotp_call_free() at any time (a call still running then
+ * finishes on its worker and its result is dropped). Its result is taken once with the
+ * function matching how it was started, after its tag came out of fotp_offload_drain().
+ */
+typedef struct fotp_call fotp_call;
+
+/**
  * A callback the platform pushed (push mode), parsed by fotp_callback_parse().
  *
  * Owned by the caller, freed with fotp_callback_free(). Immutable: its getters may be called
@@ -205,6 +215,19 @@ typedef struct fotp_error fotp_error;
  * from several threads at once.
  */
 typedef struct fotp_match fotp_match;
+
+/**
+ * A pool of worker threads that runs the calls started with fotp_verify_start(),
+ * fotp_query_start() and fotp_confirm_callback_start(), and reports each finished call on a
+ * file descriptor (fotp_offload_fd()).
+ *
+ * Created by fotp_offload_new(), owned by the caller, freed with fotp_offload_free().
+ * Thread-safe. Workers start when calls need them (at most the number given to
+ * fotp_offload_new(); more calls wait in a queue, in order) and exit after 5 s without work.
+ * After fork(), the child cannot start calls with a pool made before (they fail with
+ * FOTP_ERROR_INTERNAL): make a new one there.
+ */
+typedef struct fotp_offload fotp_offload;
 
 /**
  * The result of fotp_query() or fotp_wait().
@@ -788,6 +811,112 @@ fotp_error *fotp_callback_parse_into(const uint8_t *body,
                                      size_t cap,
                                      size_t *used,
                                      uint32_t *present);
+
+/**
+ * A new pool of at most `max_threads` worker threads (0 means 1). No thread starts yet.
+ *
+ * On success writes the pool to `*out` (owned by the caller, free with fotp_offload_free())
+ * and returns NULL; `*out` is untouched on failure. Errors: FOTP_ERROR_INVALID_ARGUMENT (NULL
+ * `out`), FOTP_ERROR_INTERNAL (no descriptor could be made: see the message).
+ */
+FOTP_MUST_USE fotp_error *fotp_offload_new(uint32_t max_threads, fotp_offload **out);
+
+/**
+ * Writes to `*fd` the file descriptor that is readable while finished calls wait to be
+ * collected with fotp_offload_drain(), and returns NULL; a NULL argument is
+ * FOTP_ERROR_INVALID_ARGUMENT (`*fd` untouched). The descriptor is owned by the pool: never
+ * read, write or close it (wait on it with poll/epoll, or on a dup() of it); valid until
+ * fotp_offload_free(). It stays readable until drained, so an edge-triggered poller must call
+ * fotp_offload_drain() until it returns fewer tags than asked before waiting. Thread-safe.
+ */
+FOTP_MUST_USE fotp_error *fotp_offload_fd(const fotp_offload *o, int *fd);
+
+/**
+ * Writes the tags of up to `n` finished calls to `tags` (oldest first) and returns how many;
+ * each finished call's tag comes out exactly once. When it returns fewer than `n` (0
+ * included), no finished call is left and the descriptor is no longer readable until the next
+ * one finishes. Never blocks. Returns 0 when `o` or `tags` is NULL. Thread-safe.
+ */
+size_t fotp_offload_drain(const fotp_offload *o, uint64_t *tags, size_t n);
+
+/**
+ * Frees a pool. NULL is a no-op. Blocks until every call started with it has finished (each
+ * within its own time limits) and every worker has exited; no call may be started with it
+ * meanwhile. Tags not yet drained are dropped; fotp_call objects stay valid.
+ */
+void fotp_offload_free(fotp_offload *o);
+
+/**
+ * Starts fotp_verify() on one of `o`'s workers: same arguments, checks, limits and
+ * cancellation (`client`'s call bound and cancel token apply as they are when this is
+ * called). `tag` is the caller's: fotp_offload_drain() reports it once the call has finished;
+ * then fotp_call_verification() gives the result.
+ *
+ * `client` and the strings are copied: they may be freed as soon as this returns. On success
+ * writes the started call to `*out` (owned by the caller, free with fotp_call_free()) and
+ * returns NULL; `*out` is untouched on failure (NULL argument: FOTP_ERROR_INVALID_ARGUMENT,
+ * no worker could start: FOTP_ERROR_INTERNAL). Errors of the call itself come from
+ * fotp_call_verification(). Thread-safe.
+ */
+FOTP_MUST_USE
+fotp_error *fotp_verify_start(const fotp_client *client,
+                              const char *ft_id,
+                              const char *code,
+                              uint32_t validity_minutes,
+                              const fotp_offload *o,
+                              uint64_t tag,
+                              fotp_call **out);
+
+/**
+ * Starts fotp_query() on one of `o`'s workers; see fotp_verify_start(). The result comes from
+ * fotp_call_query_result(). Thread-safe.
+ */
+FOTP_MUST_USE
+fotp_error *fotp_query_start(const fotp_client *client,
+                             const char *ft_token,
+                             const fotp_offload *o,
+                             uint64_t tag,
+                             fotp_call **out);
+
+/**
+ * Starts fotp_confirm_callback() on one of `o`'s workers; see fotp_verify_start(). `cb` is
+ * copied (it may be freed at once). The result comes from fotp_call_confirmed(). Thread-safe.
+ */
+FOTP_MUST_USE
+fotp_error *fotp_confirm_callback_start(const fotp_client *client,
+                                        const fotp_callback *cb,
+                                        const char *ft_token,
+                                        const fotp_offload *o,
+                                        uint64_t tag,
+                                        fotp_call **out);
+
+/**
+ * The result of a call started with fotp_verify_start(), once its tag came out of
+ * fotp_offload_drain(): on success writes the verification to `*out` (owned by the caller,
+ * free with fotp_verification_free()) and returns NULL; otherwise the call's error (as
+ * fotp_verify() would return it), `*out` untouched. The result can be taken once; before the
+ * call finished, or for another kind of call, FOTP_ERROR_INVALID_ARGUMENT. Never blocks.
+ */
+FOTP_MUST_USE fotp_error *fotp_call_verification(const fotp_call *call, fotp_verification **out);
+
+/**
+ * The result of a call started with fotp_query_start(); as fotp_call_verification(), the
+ * result being a fotp_query_result (free with fotp_query_result_free()).
+ */
+FOTP_MUST_USE fotp_error *fotp_call_query_result(const fotp_call *call, fotp_query_result **out);
+
+/**
+ * The result of a call started with fotp_confirm_callback_start(); as
+ * fotp_call_verification(), the result being written to `*confirmed`.
+ */
+FOTP_MUST_USE fotp_error *fotp_call_confirmed(const fotp_call *call, bool *confirmed);
+
+/**
+ * Frees a call. NULL is a no-op. May be called at any time: a call still running finishes on
+ * its worker (within its limits; trigger its cancel token to end it sooner), its tag still
+ * comes out of fotp_offload_drain(), and its result is dropped.
+ */
+void fotp_call_free(fotp_call *call);
 
 /**
  * A new tracker for one process, keeping its codes in memory (a mutex-protected map).

@@ -112,6 +112,9 @@ mod config;
 mod error;
 mod fork;
 pub mod logging;
+/// Worker threads for callers that wait in an event loop (the C ABI's `*_start` functions).
+#[cfg(feature = "capi")]
+mod offload;
 mod sign;
 mod tracker;
 mod transport;

@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"runtime"
 	"strings"
+	"sync"
 	"time"
 	"unsafe"
 )
@@ -98,6 +99,16 @@ type Client struct {
 	polls chan struct{} // a slot per Wait poll running in the library (maxWaitPolls)
 
 	handle[*C.fotp_client]
+
+	// The library's worker pool, made by the first offloaded call (offload.go). Apart from c:
+	// the handle's free function holds it, and a cycle through c would keep the finalizer
+	// from ever running.
+	lazy *lazyOffload
+}
+
+type lazyOffload struct {
+	once sync.Once
+	off  *offload
 }
 
 // NewClient builds a client from cfg. Nothing is sent on the network; a missing base URL
@@ -139,8 +150,14 @@ func newClient(cc *C.fotp_config) (*Client, error) {
 	if err := takeError(C.fotp_client_new(cc, &ptr)); err != nil {
 		return nil, err
 	}
-	c := &Client{polls: make(chan struct{}, maxWaitPolls)}
-	c.handle = handle[*C.fotp_client]{ptr: ptr, what: "client", free: freeClient}
+	lazy := &lazyOffload{}
+	c := &Client{polls: make(chan struct{}, maxWaitPolls), lazy: lazy}
+	c.handle = handle[*C.fotp_client]{ptr: ptr, what: "client", free: func(p *C.fotp_client) {
+		freeClient(p)
+		if lazy.off != nil {
+			lazy.off.close()
+		}
+	}}
 	// Only a safety net for a forgotten Close: in-flight calls keep c reachable.
 	runtime.SetFinalizer(c, (*Client).Close)
 	return c, nil
@@ -275,6 +292,13 @@ func (c *Client) acquire() (*C.fotp_client, error) {
 	return c.handle.acquire()
 }
 
+// offload returns c's worker pool, made on first use; nil if it cannot be made (the call
+// then blocks in the library instead).
+func (c *Client) offload() *offload {
+	c.lazy.once.Do(func() { c.lazy.off, _ = newOffload() })
+	return c.lazy.off
+}
+
 // begin checks ctx and reserves the C client for one call. The call gets a derived client
 // (sharing the pool) whose whole-call bound ends at ctx's deadline, so the C call itself
 // stops there (Config.Timeout still bounds each attempt), and which watches a cancel token
@@ -387,6 +411,90 @@ func timeoutFromCtx(ctx context.Context, err error) error {
 	return err
 }
 
+// libcall is one library call made in one of two ways: blocking runs it on this goroutine's
+// thread; start starts it on the library's worker pool (the pool reports tag once it has
+// finished) and result takes the finished call's result.
+type libcall[T any] struct {
+	blocking func(cl *C.fotp_client) (T, error)
+	start    func(cl *C.fotp_client, o *C.fotp_offload, tag C.uint64_t, out **C.fotp_call) *C.fotp_error
+	result   func(fc *C.fotp_call) (T, error)
+}
+
+// call makes f for ctx (see begin), blocking or offloaded (see offload.go); done (if not nil)
+// is called once the library has finished with the call.
+func call[T any](c *Client, ctx context.Context, f libcall[T], done func()) (T, error) {
+	var zero T
+	cl, end, err := c.begin(ctx)
+	if err != nil {
+		if done != nil {
+			done()
+		}
+		return zero, err
+	}
+	finish := end
+	if done != nil {
+		finish = func() { end(); done() }
+	}
+	if useOffload() {
+		if o := c.offload(); o != nil {
+			v, err := offloaded(ctx, o, cl, f, finish)
+			return v, timeoutFromCtx(ctx, err)
+		}
+	}
+	v, err := run(ctx, func() (T, error) {
+		defer finish()
+		v, err := f.blocking(cl)
+		runtime.KeepAlive(c)
+		return v, err
+	})
+	return v, timeoutFromCtx(ctx, err)
+}
+
+// offloaded starts f on o's workers and waits in Go until it has finished or ctx is done.
+func offloaded[T any](ctx context.Context, o *offload, cl *C.fotp_client, f libcall[T], finish func()) (T, error) {
+	var zero T
+	tag, finished := o.register()
+	var fc *C.fotp_call
+	if err := takeError(f.start(cl, o.ptr, C.uint64_t(tag), &fc)); err != nil {
+		o.unregister(tag)
+		finish()
+		return zero, err
+	}
+	select {
+	case <-finished:
+		v, err := f.result(fc)
+		C.fotp_call_free(fc)
+		finish()
+		return v, err
+	case <-ctx.Done():
+		// ctx's cancel token ends the call within about 100 ms (a verify not sent yet is never
+		// sent); then its objects are freed and its result dropped.
+		go func() {
+			<-finished
+			C.fotp_call_free(fc)
+			finish()
+		}()
+		return zero, ctxError(ctx)
+	}
+}
+
+// cString is s as a NUL-terminated string in Go memory, for one C call's argument (the
+// library copies what it keeps): cheaper than C.CString's malloc and free. s holds no NUL
+// (checked by the callers).
+func cString(s string) *C.char {
+	b := make([]byte, len(s)+1)
+	copy(b, s)
+	return (*C.char)(unsafe.Pointer(&b[0]))
+}
+
+// cOptString is cString, or NULL for "".
+func cOptString(s string) *C.char {
+	if s == "" {
+		return nil
+	}
+	return cString(s)
+}
+
 // Verify asks the platform for a redirect link and code. The input is checked first
 // (KindInvalidArgument naming the field). verify is not idempotent, so it is retried only
 // when the request surely never reached the server. A verify whose ctx is done before its
@@ -398,33 +506,33 @@ func (c *Client) Verify(ctx context.Context, req VerifyRequest) (*Verification, 
 	if req.ValidityMinutes < 0 || uint64(req.ValidityMinutes) > math.MaxUint32 {
 		return nil, newError(KindInvalidArgument, "validityPeriod must be 1-10 minutes, got %d", req.ValidityMinutes)
 	}
-	cl, end, err := c.begin(ctx)
-	if err != nil {
-		return nil, err
-	}
-	v, err := run(ctx, func() (*Verification, error) {
-		defer end()
-		ftID := C.CString(req.FtID)
-		defer C.free(unsafe.Pointer(ftID))
-		var code *C.char
-		if req.Code != "" {
-			code = C.CString(req.Code)
-			defer C.free(unsafe.Pointer(code))
-		}
-		var out *C.fotp_verification
-		e := C.fotp_verify(cl, ftID, code, C.uint32_t(req.ValidityMinutes), &out)
-		runtime.KeepAlive(c)
-		if err := takeError(e); err != nil {
-			return nil, err
-		}
-		defer C.fotp_verification_free(out)
-		var f [4]*C.char
-		C.fotp_verification_fields(out, &f[0], C.size_t(len(f)))
-		return &Verification{
-			URL: goString(f[0]), FtToken: goString(f[1]), MessageID: goString(f[2]), Code: goString(f[3]),
-		}, nil
-	})
-	return v, timeoutFromCtx(ctx, err)
+	ftID, code, minutes := req.FtID, req.Code, C.uint32_t(req.ValidityMinutes)
+	return call(c, ctx, libcall[*Verification]{
+		blocking: func(cl *C.fotp_client) (*Verification, error) {
+			var out *C.fotp_verification
+			if err := takeError(C.fotp_verify(cl, cString(ftID), cOptString(code), minutes, &out)); err != nil {
+				return nil, err
+			}
+			return takeVerification(out), nil
+		},
+		start: func(cl *C.fotp_client, o *C.fotp_offload, tag C.uint64_t, out **C.fotp_call) *C.fotp_error {
+			return C.fotp_verify_start(cl, cString(ftID), cOptString(code), minutes, o, tag, out)
+		},
+		result: func(fc *C.fotp_call) (*Verification, error) {
+			var out *C.fotp_verification
+			if err := takeError(C.fotp_call_verification(fc, &out)); err != nil {
+				return nil, err
+			}
+			return takeVerification(out), nil
+		},
+	}, nil)
+}
+
+func takeVerification(v *C.fotp_verification) *Verification {
+	defer C.fotp_verification_free(v)
+	var f [4]*C.char
+	C.fotp_verification_fields(v, &f[0], C.size_t(len(f)))
+	return &Verification{URL: goString(f[0]), FtToken: goString(f[1]), MessageID: goString(f[2]), Code: goString(f[3])}
 }
 
 // Query pulls the result of a verification once. Each attempt is bounded by Config.Timeout
@@ -437,31 +545,27 @@ func (c *Client) Query(ctx context.Context, ftToken string) (*QueryResult, error
 	return c.query(ctx, ftToken, nil)
 }
 
-// query runs one fotp_query; done (if not nil) is called once the C call has returned.
+// query runs one fotp_query; done (if not nil) is called once the library has finished it.
 func (c *Client) query(ctx context.Context, ftToken string, done func()) (*QueryResult, error) {
-	cl, end, err := c.begin(ctx)
-	if err != nil {
-		if done != nil {
-			done()
-		}
-		return nil, err
-	}
-	r, err := run(ctx, func() (*QueryResult, error) {
-		defer end()
-		if done != nil {
-			defer done()
-		}
-		tok := C.CString(ftToken)
-		defer C.free(unsafe.Pointer(tok))
-		var out *C.fotp_query_result
-		e := C.fotp_query(cl, tok, &out)
-		runtime.KeepAlive(c)
-		if err := takeError(e); err != nil {
-			return nil, err
-		}
-		return takeQueryResult(out), nil
-	})
-	return r, timeoutFromCtx(ctx, err)
+	return call(c, ctx, libcall[*QueryResult]{
+		blocking: func(cl *C.fotp_client) (*QueryResult, error) {
+			var out *C.fotp_query_result
+			if err := takeError(C.fotp_query(cl, cString(ftToken), &out)); err != nil {
+				return nil, err
+			}
+			return takeQueryResult(out), nil
+		},
+		start: func(cl *C.fotp_client, o *C.fotp_offload, tag C.uint64_t, out **C.fotp_call) *C.fotp_error {
+			return C.fotp_query_start(cl, cString(ftToken), o, tag, out)
+		},
+		result: func(fc *C.fotp_call) (*QueryResult, error) {
+			var out *C.fotp_query_result
+			if err := takeError(C.fotp_call_query_result(fc, &out)); err != nil {
+				return nil, err
+			}
+			return takeQueryResult(out), nil
+		},
+	}, done)
 }
 
 // maxLimit is the longest time limit the C API takes (uint32 milliseconds).
@@ -573,25 +677,25 @@ func (c *Client) Confirm(ctx context.Context, cb *Callback, ftToken string) (boo
 	if err != nil {
 		return false, err
 	}
-	cl, end, err := c.begin(ctx)
-	if err != nil {
-		C.fotp_callback_free(ccb)
-		return false, err
-	}
-	ok, err := run(ctx, func() (bool, error) {
-		defer end()
-		defer C.fotp_callback_free(ccb)
-		tok := C.CString(ftToken)
-		defer C.free(unsafe.Pointer(tok))
-		var confirmed C.bool
-		e := C.fotp_confirm_callback(cl, ccb, tok, &confirmed)
-		runtime.KeepAlive(c)
-		if err := takeError(e); err != nil {
-			return false, err
-		}
-		return bool(confirmed), nil
-	})
-	return ok, timeoutFromCtx(ctx, err)
+	return call(c, ctx, libcall[bool]{
+		blocking: func(cl *C.fotp_client) (bool, error) {
+			var confirmed C.bool
+			if err := takeError(C.fotp_confirm_callback(cl, ccb, cString(ftToken), &confirmed)); err != nil {
+				return false, err
+			}
+			return bool(confirmed), nil
+		},
+		start: func(cl *C.fotp_client, o *C.fotp_offload, tag C.uint64_t, out **C.fotp_call) *C.fotp_error {
+			return C.fotp_confirm_callback_start(cl, ccb, cString(ftToken), o, tag, out)
+		},
+		result: func(fc *C.fotp_call) (bool, error) {
+			var confirmed C.bool
+			if err := takeError(C.fotp_call_confirmed(fc, &confirmed)); err != nil {
+				return false, err
+			}
+			return bool(confirmed), nil
+		},
+	}, func() { C.fotp_callback_free(ccb) })
 }
 
 // checkToken refuses what C strings cannot carry; the library checks the rest.

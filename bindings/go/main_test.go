@@ -45,6 +45,14 @@ func TestMain(m *testing.M) {
 }
 
 func runMain(m *testing.M) int {
+	// FOTP_GO_TEST_OFFLOAD=always|never runs the whole suite on one path of offload.go
+	// (scripts/test-go.sh runs it both ways).
+	switch os.Getenv("FOTP_GO_TEST_OFFLOAD") {
+	case "always":
+		offloadMode = offloadAlways
+	case "never":
+		offloadMode = offloadNever
+	}
 	// FOTP_SANDBOX_BIN runs the tests against another build of the command line.
 	bin := os.Getenv("FOTP_SANDBOX_BIN")
 	if bin == "" {

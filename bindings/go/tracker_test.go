@@ -920,10 +920,7 @@ func TestTrackerCloseIsIdempotentAndSafeDuringCalls(t *testing.T) {
 	go func() { r, err := tr.Wait(ctx, c, v.FtToken); waited <- result{r, err} }()
 	// Wait until the Wait is inside the library (it holds the tracker).
 	for {
-		tr.mu.Lock()
-		busy := tr.inflight > 0
-		tr.mu.Unlock()
-		if busy {
+		if tr.calls() > 0 {
 			break
 		}
 		runtime.Gosched()

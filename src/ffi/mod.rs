@@ -26,6 +26,7 @@ mod log;
 mod objects;
 // After objects: the header lists it after the callback's other functions.
 mod callback_fields;
+mod offload;
 mod tracker;
 
 pub use callback_fields::*;
@@ -34,6 +35,7 @@ pub use config::*;
 pub use error::*;
 pub use log::*;
 pub use objects::*;
+pub use offload::*;
 pub use tracker::*;
 
 #[cfg(test)]

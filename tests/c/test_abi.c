@@ -10,6 +10,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -439,6 +440,91 @@ static void *query_many(void *arg) {
     return NULL;
 }
 
+/* Waits until the pool reports `want` tags and returns them in `tags` (at most 8). */
+static void drain_until(const fotp_offload *o, uint64_t *tags, size_t want) {
+    size_t got = 0;
+    int fd = -1, rounds = 0;
+    OK(fotp_offload_fd(o, &fd));
+    CHECK(fd >= 0);
+    while (got < want && rounds++ < 100) {
+        struct pollfd p = {fd, POLLIN, 0};
+        size_t n = fotp_offload_drain(o, tags + got, 8 - got);
+        got += n;
+        if (n == 0) CHECK(poll(&p, 1, 200) >= 0);
+    }
+    CHECK(got == want);
+}
+
+/* The calls on the library's worker pool (src/ffi/offload.rs): same results and errors as the
+ * blocking calls, the tag reported once, the result taken once. */
+static void test_offload(const fotp_client *client) {
+    fotp_offload *o = SENTINEL(fotp_offload);
+    fotp_call *cv = SENTINEL(fotp_call), *cq = NULL, *cc = NULL, *bad = NULL;
+    fotp_verification *v = SENTINEL(fotp_verification);
+    fotp_query_result *r = SENTINEL(fotp_query_result);
+    fotp_callback *cb = NULL;
+    uint64_t tags[8] = {0};
+    bool confirmed = true;
+    int fd = 7;
+
+    INVALID(fotp_offload_new(2, NULL), "out");
+    OK(fotp_offload_new(2, &o));
+    CHECK(o != NULL && o != SENTINEL(fotp_offload));
+    INVALID(fotp_offload_fd(NULL, &fd), "o");
+    INVALID(fotp_offload_fd(o, NULL), "fd");
+    CHECK(fd == 7);
+    CHECK(fotp_offload_drain(NULL, tags, 8) == 0);
+    CHECK(fotp_offload_drain(o, NULL, 8) == 0);
+    CHECK(fotp_offload_drain(o, tags, 8) == 0);
+    INVALID(fotp_verify_start(NULL, "2", NULL, 0, o, 1, &cv), "client");
+    INVALID(fotp_verify_start(client, NULL, NULL, 0, o, 1, &cv), "ft_id");
+    INVALID(fotp_verify_start(client, "2", BAD_UTF8, 0, o, 1, &cv), "code");
+    INVALID(fotp_verify_start(client, "2", NULL, 0, NULL, 1, &cv), "o");
+    INVALID(fotp_verify_start(client, "2", NULL, 0, o, 1, NULL), "out");
+    INVALID(fotp_query_start(client, NULL, o, 1, &cv), "ft_token");
+    INVALID(fotp_confirm_callback_start(client, NULL, "t", o, 1, &cv), "cb");
+    CHECK(cv == SENTINEL(fotp_call));
+    INVALID(fotp_call_verification(NULL, &v), "call");
+    INVALID(fotp_call_query_result(NULL, &r), "call");
+    INVALID(fotp_call_confirmed(NULL, &confirmed), "call");
+    fotp_call_free(NULL);
+    fotp_offload_free(NULL);
+
+    OK(fotp_verify_start(client, "2", "2468", 0, o, 41, &cv));
+    /* Input rules are the blocking call's; the error comes with the result. */
+    OK(fotp_verify_start(client, "2", "12", 0, o, 42, &bad));
+    drain_until(o, tags, 2);
+    CHECK((tags[0] == 41 && tags[1] == 42) || (tags[0] == 42 && tags[1] == 41));
+    INVALID(fotp_call_verification(cv, NULL), "out");
+    ERR(fotp_call_query_result(cv, &r), FOTP_ERROR_INVALID_ARGUMENT, "fotp_verify_start");
+    OK(fotp_call_verification(cv, &v));
+    CHECK(streq(fotp_verification_code(v), "2468"));
+    ERR(fotp_call_verification(cv, &v), FOTP_ERROR_INVALID_ARGUMENT, "already taken");
+    ERR(fotp_call_verification(bad, &v), FOTP_ERROR_INVALID_ARGUMENT, "code");
+    fotp_call_free(bad);
+    bad = NULL;
+
+    OK(fotp_query_start(client, fotp_verification_ft_token(v), o, 43, &cq));
+    cb = parse("{\"mobile\":\"1\",\"sender\":\"2\",\"sendTime\":\"t\",\"code\":\"2468\"}");
+    OK(fotp_confirm_callback_start(client, cb, fotp_verification_ft_token(v), o, 44, &cc));
+    fotp_callback_free(cb); /* copied by the call */
+    /* Freed while it may still run: it finishes and its result is dropped. */
+    OK(fotp_query_start(client, fotp_verification_ft_token(v), o, 45, &bad));
+    fotp_call_free(bad);
+    drain_until(o, tags, 3);
+    OK(fotp_call_query_result(cq, &r));
+    CHECK(fotp_query_result_status(r) == FOTP_STATUS_PROCESSING);
+    OK(fotp_call_confirmed(cc, &confirmed));
+    CHECK(!confirmed); /* not delivered yet: not confirmed */
+    CHECK(fotp_offload_drain(o, tags, 8) == 0);
+    fotp_query_result_free(r);
+    fotp_verification_free(v);
+    fotp_call_free(cv);
+    fotp_call_free(cq);
+    fotp_call_free(cc);
+    fotp_offload_free(o);
+}
+
 static void test_network(void) {
     fotp_config *c = NULL;
     fotp_client *client = NULL, *short_client = SENTINEL(fotp_client), *other = NULL;
@@ -595,6 +681,7 @@ static void test_network(void) {
     CHECK(v2 == SENTINEL(fotp_verification));
 
     fotp_verification_free(v);
+    test_offload(client);
     fotp_client_free(client);
 }
 

@@ -116,6 +116,24 @@ SIGNATURES: dict[str, tuple[Any, tuple[Any, ...]]] = {
     "fotp_callback_free": (None, (c_void_p,)),
     "fotp_callback_ack": (c_void_p, ()),
     "fotp_confirm_callback": (c_void_p, (c_void_p, c_void_p, c_char_p, POINTER(c_bool))),
+    # calls run on the library's worker threads (src/ffi/offload.rs; the Go binding's)
+    "fotp_offload_new": (c_void_p, (c_uint32, _OUT)),
+    "fotp_offload_fd": (c_void_p, (c_void_p, POINTER(c_int))),
+    "fotp_offload_drain": (c_size_t, (c_void_p, POINTER(c_uint64), c_size_t)),
+    "fotp_offload_free": (None, (c_void_p,)),
+    "fotp_verify_start": (
+        c_void_p,
+        (c_void_p, c_char_p, c_char_p, c_uint32, c_void_p, c_uint64, _OUT),
+    ),
+    "fotp_query_start": (c_void_p, (c_void_p, c_char_p, c_void_p, c_uint64, _OUT)),
+    "fotp_confirm_callback_start": (
+        c_void_p,
+        (c_void_p, c_void_p, c_char_p, c_void_p, c_uint64, _OUT),
+    ),
+    "fotp_call_verification": (c_void_p, (c_void_p, _OUT)),
+    "fotp_call_query_result": (c_void_p, (c_void_p, _OUT)),
+    "fotp_call_confirmed": (c_void_p, (c_void_p, POINTER(c_bool))),
+    "fotp_call_free": (None, (c_void_p,)),
     "fotp_version": (c_void_p, ()),
     # trackers (push mode, CONTRACT section 8)
     "fotp_tracker_new_memory": (c_void_p, ()),

@@ -695,7 +695,7 @@ class Bench:
             for name, flags, target_mb in [
                 ("libfotp.so", ["--strip-unneeded"], 4),
                 ("libfotp.a", ["--strip-unneeded", "-R", ".llvmbc", "-R", ".llvmcmd",
-                               "-R", ".comment"], 12),
+                               "-R", ".comment"], 12.5),
             ]:
                 src = self.rel / name
                 dst = Path(tmp) / name

@@ -118,8 +118,8 @@ SIGNATURES: dict[str, tuple[Any, tuple[Any, ...]]] = {
     "fotp_confirm_callback": (c_void_p, (c_void_p, c_void_p, c_char_p, POINTER(c_bool))),
     # calls run on the library's worker threads (src/ffi/offload.rs; the Go binding's)
     "fotp_offload_new": (c_void_p, (c_uint32, _OUT)),
-    "fotp_offload_fd": (c_void_p, (c_void_p, POINTER(c_int))),
-    "fotp_offload_drain": (c_size_t, (c_void_p, POINTER(c_uint64), c_size_t)),
+    "fotp_offload_fd": (c_void_p, (c_void_p, c_void_p)),
+    "fotp_offload_drain": (c_size_t, (c_void_p, c_void_p, c_size_t)),
     "fotp_offload_free": (None, (c_void_p,)),
     "fotp_verify_start": (
         c_void_p,

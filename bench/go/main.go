@@ -6,7 +6,8 @@
 // Cases: go-verify, go-query (the binding); nethttp-verify, nethttp-query (net/http with
 // the signing written in Go, as users without fotp would); go-parse (fotp.ParseCallback)
 // against json-parse (encoding/json into a struct with the same validation); go-tp-T: T
-// goroutines sharing one fotp.Client.
+// goroutines sharing one fotp.Client, each making a verify then a query; nethttp-tp-T: the
+// same with net/http.
 package main
 
 import (
@@ -250,24 +251,30 @@ func cases(base, callbackFile string) error {
 		}
 		return check(r.Status == fotp.StatusSuccess, "query status")
 	}
-	ops := map[string]func() error{
-		"go-verify":  goVerify,
-		"go-query":   goQuery,
-		"cgo-verify": raw.verify,
-		"nethttp-verify": func() error {
+	nethttpVerify := func(hc *http.Client) func() error {
+		return func() error {
 			v, err := post[plainVerification](hc, verifyURL, map[string]string{"ftId": "2"})
 			if err != nil {
 				return err
 			}
 			return check(v.Code == "3872", "verify code")
-		},
-		"nethttp-query": func() error {
+		}
+	}
+	nethttpQuery := func(hc *http.Client) func() error {
+		return func() error {
 			r, err := post[plainQuery](hc, queryURL, map[string]string{"ftToken": token})
 			if err != nil {
 				return err
 			}
 			return check(string(r.Status) == `"2"`, "query status")
-		},
+		}
+	}
+	ops := map[string]func() error{
+		"go-verify":      goVerify,
+		"go-query":       goQuery,
+		"cgo-verify":     raw.verify,
+		"nethttp-verify": nethttpVerify(hc),
+		"nethttp-query":  nethttpQuery(hc),
 		"go-parse": func() error {
 			cb, err := fotp.ParseCallback(cbBody)
 			if err != nil {
@@ -283,7 +290,14 @@ func cases(base, callbackFile string) error {
 			return check(cb.Code == "5776", "callback code")
 		},
 	}
-	throughput := func(goroutines, n int) error {
+	// Enough idle connections for every goroutine (the default keeps 2 per host).
+	tpClient := &http.Client{Timeout: 10 * time.Second,
+		Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	pairs := map[string][2]func() error{
+		"go":      {goVerify, goQuery},
+		"nethttp": {nethttpVerify(tpClient), nethttpQuery(tpClient)},
+	}
+	throughput := func(pair [2]func() error, goroutines, n int) error {
 		var wg sync.WaitGroup
 		errs := make(chan error, goroutines)
 		for g := 0; g < goroutines; g++ {
@@ -295,11 +309,11 @@ func cases(base, callbackFile string) error {
 			go func() {
 				defer wg.Done()
 				for i := 0; i < share; i++ {
-					if err := goVerify(); err != nil {
+					if err := pair[0](); err != nil {
 						errs <- err
 						return
 					}
-					if err := goQuery(); err != nil {
+					if err := pair[1](); err != nil {
 						errs <- err
 						return
 					}
@@ -329,12 +343,13 @@ func cases(base, callbackFile string) error {
 		name := fields[0]
 		var runErr error
 		t := time.Now()
-		if g, ok := strings.CutPrefix(name, "go-tp-"); ok {
+		prefix, g, isTP := strings.Cut(name, "-tp-")
+		if pair, ok := pairs[prefix]; ok && isTP {
 			gs, convErr := strconv.Atoi(g)
 			if convErr != nil || gs <= 0 {
 				runErr = fmt.Errorf("bad goroutine count %q", g)
 			} else {
-				runErr = throughput(gs, n)
+				runErr = throughput(pair, gs, n)
 			}
 		} else if op, ok := ops[name]; ok {
 			for i := 0; i < n && runErr == nil; i++ {

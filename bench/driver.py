@@ -420,6 +420,8 @@ class Bench:
         cases = [
             Case("rust", "fotp-parse", "fotp, Rust `parse_callback`"),
             Case("rust", "serde-parse", "Rust serde_json into a struct + validation"),
+            Case("rust", "floor-scan", "floor: serde_json reads the body, keeps nothing (IgnoredAny)"),
+            Case("rust", "floor-utf8", "floor: the UTF-8 check of the body (`str::from_utf8`)"),
             Case("c", "c-parse", "fotp, C `fotp_callback_parse` + free"),
             Case("go", "go-parse", "fotp, Go `ParseCallback`"),
             Case("go", "json-parse", "Go encoding/json into a struct + validation"),
@@ -477,6 +479,10 @@ class Bench:
         self.out.append("")
         rust = by[("rust", "fotp-parse")]
         rate = 1 / rust.median
+        rs = paired_ratios(rust, by[("rust", "floor-scan")])
+        self.extra.append(f"- fotp Rust parse_callback / serde_json's scan alone (IgnoredAny), one "
+                          f"core: {statistics.median(rs):.3f}x (rounds {min(rs):.3f}-{max(rs):.3f});"
+                          f" the scan alone runs at {1 / by[('rust', 'floor-scan')].median / 1e6:.2f} M/s")
         self.target("Rust parse_callback, one core",
                     f"{rate / 1e6:.2f} M/s (rounds {1 / max(rust.samples) / 1e6:.2f}-"
                     f"{1 / min(rust.samples) / 1e6:.2f})", "≥ 4 M/s", rate >= 4e6)

@@ -97,7 +97,7 @@ fn parse(body: &[u8]) -> Result<Callback> {
         "err",
     ];
     // One UTF-8 check of the whole body, instead of one per string inside the parser.
-    let text = std::str::from_utf8(body).map_err(|e| {
+    let text = simdutf8::compat::from_utf8(body).map_err(|e| {
         Error::decode(format!(
             "invalid callback body: not valid UTF-8 (at byte {})",
             e.valid_up_to()
@@ -268,6 +268,25 @@ mod tests {
             b"{\"pad\":\"\xff\",\"mobile\":\"1\",\"sender\":\"s\",\"sendTime\":\"t\",\"code\":\"1234\"}",
         );
         assert!(e.message().contains("UTF-8"), "{e}");
+        assert!(e.message().contains("at byte 8"), "{e}");
+    }
+
+    #[test]
+    fn invalid_utf8_is_found_past_the_vector_blocks() {
+        // The check runs in 64-byte SIMD blocks: a bad byte or a cut sequence in any block, or
+        // in the tail after the last whole block, is found and placed exactly.
+        let base = String::from_utf8(SEED.to_vec()).unwrap();
+        for at in [1, 63, 64, 65, 127, 200, base.len() - 2] {
+            let mut body = base.clone().into_bytes();
+            body.insert(at, 0xff);
+            let e = decode_err(&body);
+            assert!(e.message().contains(&format!("at byte {at}")), "{at}: {e}");
+        }
+        let mut cut = base.into_bytes();
+        let emoji = cut.iter().position(|&b| b >= 0xf0).unwrap();
+        cut.truncate(emoji + 2);
+        let e = decode_err(&cut);
+        assert!(e.message().contains(&format!("at byte {emoji}")), "{e}");
     }
 
     #[test]

@@ -456,6 +456,17 @@ impl Cases {
                     .map_err(|e| e.to_string())?;
                 check(cb.code == "5776", "callback code")
             })?,
+            // Floors of any parser of this body built on serde_json: its UTF-8 check, and
+            // serde_json reading the whole body while keeping nothing.
+            "floor-utf8" => repeat(n, || {
+                let text = std::str::from_utf8(std::hint::black_box(CALLBACK));
+                check(text.is_ok(), "UTF-8")
+            })?,
+            "floor-scan" => repeat(n, || {
+                let v =
+                    serde_json::from_slice::<serde::de::IgnoredAny>(std::hint::black_box(CALLBACK));
+                check(v.is_ok(), "JSON")
+            })?,
             "serde-parse" => repeat(n, || {
                 let cb = plain_parse(std::hint::black_box(CALLBACK))?;
                 check(

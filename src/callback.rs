@@ -1,6 +1,7 @@
 //! Push mode: parsing the platform's callback.
 
 use std::borrow::Cow;
+use std::fmt;
 
 use serde::{Deserializer, Serialize};
 
@@ -17,7 +18,10 @@ pub const MAX_CALLBACK_BYTES: usize = 64 * 1024;
 ///
 /// A callback carries no signature: before trusting it, confirm it with
 /// [`Client::confirm_callback`](crate::Client::confirm_callback), or use a tracker.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+///
+/// `Debug` leaves out the code and the SMS text (which carries the code) and shows the mobile's
+/// last 4 digits only, as the SDK's log events do.
+#[derive(Clone, PartialEq, Eq, Serialize)]
 pub struct Callback {
     /// The user's phone number.
     pub mobile: String,
@@ -37,6 +41,18 @@ pub struct Callback {
     /// Why the verification failed, when it did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub err: Option<String>,
+}
+
+impl fmt::Debug for Callback {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Callback")
+            .field("mobile", &crate::logging::mask_mobile(&self.mobile))
+            .field("sender", &self.sender)
+            .field("send_time", &self.send_time)
+            .field("deliver_time", &self.deliver_time)
+            .field("err", &self.err)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Parses a callback body.
@@ -153,6 +169,25 @@ mod tests {
         assert!(content.starts_with("🔐 Exclusive Access Unlocked!\nYour VIP Key: ##FG5x-5776##"));
         assert_eq!(content.lines().count(), 6);
         assert_eq!(cb.err, None);
+    }
+
+    #[test]
+    fn debug_of_a_callback_hides_the_code_and_the_sms_text() {
+        // The seed's code (5776) is in its SMS text too.
+        let cb = parse_callback(SEED).unwrap();
+        for shown in [format!("{cb:?}"), format!("{cb:#?}")] {
+            assert!(!shown.contains("5776") && !shown.contains("VIP"), "{shown}");
+            // The mobile as the SDK's log events show it: the last 4 digits only.
+            assert!(!shown.contains("8615711666132"), "{shown}");
+            for visible in [
+                "*********6132",
+                "1008611",
+                "2025-05-15 11:23:34",
+                "11:24:24",
+            ] {
+                assert!(shown.contains(visible), "{visible} not in {shown}");
+            }
+        }
     }
 
     #[test]

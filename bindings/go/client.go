@@ -72,26 +72,38 @@ const NoProxy = "direct"
 
 // String shows the configuration with the secrets redacted.
 func (c Config) String() string {
-	redact := func(s string) string {
-		if s == "" {
-			return `""`
-		}
-		return "<redacted>"
-	}
-	proxy := c.Proxy
-	if u, err := url.Parse(proxy); err == nil {
-		proxy = u.Redacted()
-	} else if proxy != "" && proxy != NoProxy {
-		proxy = "<unparsable>" // it may hold a password
-	}
 	return fmt.Sprintf("fotp.Config{BaseURL:%q AppID:%q AppSecret:%s AppKey:%q Token:%s "+
 		"Timeout:%v ConnectTimeout:%v Retries:%d AllowInsecureHTTP:%t CABundle:%q Proxy:%q}",
-		c.BaseURL, c.AppID, redact(c.AppSecret), c.AppKey, redact(c.Token),
-		c.Timeout, c.ConnectTimeout, c.Retries, c.AllowInsecureHTTP, c.CABundle, proxy)
+		c.BaseURL, c.AppID, quotedHidden(c.AppSecret), c.AppKey, quotedHidden(c.Token),
+		c.Timeout, c.ConnectTimeout, c.Retries, c.AllowInsecureHTTP, c.CABundle, c.redactedProxy())
+}
+
+// redactedProxy is Proxy without its password.
+func (c Config) redactedProxy() string {
+	if u, err := url.Parse(c.Proxy); err == nil {
+		return u.Redacted()
+	} else if c.Proxy != "" && c.Proxy != NoProxy {
+		return "<unparsable>" // it may hold a password
+	}
+	return c.Proxy
 }
 
 // GoString makes %#v redact the secrets too.
 func (c Config) GoString() string { return c.String() }
+
+// Format makes every fmt verb print String (without it, %d would print the fields).
+func (c Config) Format(f fmt.State, verb rune) { formatAs(f, verb, c.String()) }
+
+// LogValue is what slog records show: the secrets redacted (slog's JSON handler would
+// otherwise marshal every field).
+func (c Config) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("baseURL", c.BaseURL), slog.String("appId", c.AppID),
+		slog.String("appSecret", hidden(c.AppSecret)), slog.String("appKey", c.AppKey),
+		slog.String("token", hidden(c.Token)), slog.Duration("timeout", c.Timeout),
+		slog.Duration("connectTimeout", c.ConnectTimeout), slog.Int("retries", c.Retries),
+		slog.Bool("allowInsecureHTTP", c.AllowInsecureHTTP), slog.String("caBundle", c.CABundle),
+		slog.String("proxy", c.redactedProxy()))
+}
 
 // Client talks to the platform. It is safe for concurrent use by many goroutines, which
 // share one connection pool. Close it when done.

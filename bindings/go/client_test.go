@@ -1,10 +1,12 @@
 package fotp
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -243,9 +245,16 @@ func TestConfigErrors(t *testing.T) {
 
 func TestSecretsNeverShown(t *testing.T) {
 	cfg := Config{BaseURL: sb.baseURL, AppID: sb.appID, AppSecret: "very-secret-value", Token: "tok-secret"}
-	for _, s := range []string{fmt.Sprint(cfg), fmt.Sprintf("%+v", cfg), fmt.Sprintf("%#v", cfg), fmt.Sprintf("%s", cfg)} {
-		if strings.Contains(s, "very-secret-value") || strings.Contains(s, "tok-secret") {
-			t.Fatalf("secret printed: %s", s)
+	cfg.Proxy = "http://user:proxy-password@proxy.example:3128"
+	var text, jsonOut bytes.Buffer
+	slog.New(slog.NewTextHandler(&text, nil)).Info("config", "cfg", cfg)
+	slog.New(slog.NewJSONHandler(&jsonOut, nil)).Info("config", "cfg", &cfg)
+	for _, s := range []string{fmt.Sprint(cfg), fmt.Sprintf("%+v", cfg), fmt.Sprintf("%#v", cfg),
+		fmt.Sprintf("%s", cfg), fmt.Sprintf("%d", cfg), fmt.Sprintf("%+v", struct{ C Config }{cfg}),
+		text.String(), jsonOut.String()} {
+		if strings.Contains(s, "very-secret-value") || strings.Contains(s, "tok-secret") ||
+			strings.Contains(s, "proxy-password") || !strings.Contains(s, sb.appID) {
+			t.Fatalf("secret printed (or the app id not): %s", s)
 		}
 	}
 	// A wrong secret is an API error that does not echo the secret.

@@ -98,7 +98,7 @@ impl Settlement {
 }
 
 /// A code reserved by [`Tracker::reserve`], to [`bind`](Tracker::bind) to the verification's
-/// token or [`release`](Tracker::release).
+/// token or [`release`](Tracker::release). `Debug` shows neither the code nor the ticket.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Reservation {
     code: String,
@@ -114,10 +114,9 @@ impl Reservation {
 
 impl fmt::Debug for Reservation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // The ticket proves ownership of the reservation: keep it out of logs.
-        f.debug_struct("Reservation")
-            .field("code", &self.code)
-            .finish_non_exhaustive()
+        // The ticket proves ownership of the reservation and the code is an OTP code: both
+        // stay out of logs.
+        f.debug_struct("Reservation").finish_non_exhaustive()
     }
 }
 
@@ -737,12 +736,15 @@ mod tests {
     }
 
     #[test]
-    fn reservation_debug_hides_the_ticket() {
+    fn reservation_debug_hides_the_ticket_and_the_code() {
         let r = Reservation {
-            code: "1234".into(),
+            code: "5776".into(),
             ticket: "secret-ticket".into(),
         };
         let s = format!("{r:?}");
-        assert!(s.contains("1234") && !s.contains("secret-ticket"), "{s}");
+        assert!(
+            s.starts_with("Reservation") && !s.contains("5776") && !s.contains("secret-ticket"),
+            "{s}"
+        );
     }
 }

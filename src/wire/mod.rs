@@ -25,7 +25,9 @@ pub const SUCCESS_CODE: &str = "000000";
 /// let req = fotp::VerifyRequest::new("2").code("1234").validity_minutes(5);
 /// assert_eq!(req.body().unwrap(), br#"{"ftId":"2","code":"1234","validityPeriod":"5"}"#);
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// `Debug` leaves out the code.
+#[derive(Clone, PartialEq, Eq)]
 pub struct VerifyRequest {
     /// Template id (`ftId`).
     pub ft_id: String,
@@ -147,8 +149,9 @@ impl Status {
     }
 }
 
-/// The platform's answer to `query`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// The platform's answer to `query`. `Debug` leaves out the code and shows the mobile's last 4
+/// digits only, as the SDK's log events do.
+#[derive(Clone, PartialEq, Eq, Serialize)]
 pub struct QueryResult {
     /// The status, decoded.
     #[serde(skip)]
@@ -248,6 +251,32 @@ pub fn decode_envelope<T: for<'de> Deserialize<'de>>(http_status: u16, body: &[u
     })
 }
 
+// Debug leaves out OTP codes: Debug output ends up in logs.
+impl fmt::Debug for VerifyRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerifyRequest")
+            .field("ft_id", &self.ft_id)
+            .field("validity_minutes", &self.validity_minutes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for QueryResult {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("QueryResult")
+            .field("status", &self.status)
+            .field("raw_status", &self.raw_status)
+            .field(
+                "mobile",
+                &self.mobile.as_deref().map(crate::logging::mask_mobile),
+            )
+            .field("sender", &self.sender)
+            .field("send_time", &self.send_time)
+            .field("deliver_time", &self.deliver_time)
+            .finish_non_exhaustive()
+    }
+}
+
 impl fmt::Debug for Verification {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Verification")
@@ -274,6 +303,43 @@ mod tests {
             !shown.contains("482913") && shown.contains("tok"),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn debug_of_a_verify_request_hides_the_code() {
+        let req = VerifyRequest::new("tpl-7").code("5776").validity_minutes(3);
+        for shown in [format!("{req:?}"), format!("{req:#?}")] {
+            assert!(!shown.contains("5776"), "{shown}");
+            assert!(shown.contains("tpl-7") && shown.contains('3'), "{shown}");
+        }
+    }
+
+    #[test]
+    fn debug_of_a_query_result_hides_the_code_and_masks_the_mobile() {
+        let r = QueryResult {
+            status: Status::Success,
+            raw_status: "2".into(),
+            mobile: Some("8615711666132".into()),
+            sender: Some("1008611".into()),
+            send_time: Some("2025-05-15 11:23:34".into()),
+            code: Some("5776".into()),
+            deliver_time: Some("2025-05-15 11:24:24".into()),
+        };
+        for shown in [format!("{r:?}"), format!("{r:#?}")] {
+            assert!(
+                !shown.contains("5776") && !shown.contains("8615711666132"),
+                "{shown}"
+            );
+            for visible in [
+                "Success",
+                "*********6132",
+                "1008611",
+                "11:23:34",
+                "11:24:24",
+            ] {
+                assert!(shown.contains(visible), "{visible} not in {shown}");
+            }
+        }
     }
 
     mod properties {

@@ -39,9 +39,15 @@ class Verification:
     """The code the user's SMS must carry."""
 
 
+def _mask_mobile(mobile: str | None) -> str | None:
+    """All but the last 4 characters replaced by ``*``, as in the library's log events."""
+    return None if mobile is None else "*" * (len(mobile) - 4) + mobile[-4:]
+
+
 @dataclass(frozen=True, slots=True)
 class QueryResult:
-    """The platform's answer to query (and wait)."""
+    """The platform's answer to query (and wait). Its ``repr`` leaves out ``code`` and shows the
+    mobile's last 4 digits only, as the library's log events do."""
 
     status: Status
     """The decoded status; UNKNOWN for a value other than 0, 1 or 2."""
@@ -53,12 +59,23 @@ class QueryResult:
     code: str | None = None
     deliver_time: str | None = None
 
+    def __repr__(self) -> str:
+        # Explicit, so that dataclass keeps it (and pprint uses it): no code, masked mobile.
+        return (
+            f"QueryResult(status={self.status!r}, raw_status={self.raw_status!r}, "
+            f"mobile={_mask_mobile(self.mobile)!r}, sender={self.sender!r}, "
+            f"send_time={self.send_time!r}, deliver_time={self.deliver_time!r})"
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Callback:
     """A result pushed by the platform to the template's callback address.
 
     A callback carries no signature: before trusting it, check it with ``Client.confirm``.
+
+    Its ``repr`` leaves out ``code`` and ``content`` (the SMS text carries the code) and shows
+    the mobile's last 4 digits only, as the library's log events do.
     """
 
     mobile: str
@@ -68,6 +85,12 @@ class Callback:
     content: str | None = None
     deliver_time: str | None = None
     err: str | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"Callback(mobile={_mask_mobile(self.mobile)!r}, sender={self.sender!r}, "
+            f"send_time={self.send_time!r}, deliver_time={self.deliver_time!r}, err={self.err!r})"
+        )
 
 
 @dataclass(frozen=True, slots=True)

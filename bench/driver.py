@@ -122,8 +122,11 @@ def interleave(cases: list[Case], runners: dict[str, Proc], rounds: int, batch_s
     """Calibrates each case, then runs `rounds` rounds of one batch per case, in turn."""
     for c in cases:
         proc = runners[c.runner]
+        # A discarded warm-up first: a cold first batch (new connections, threads, caches) would
+        # calibrate the batch too small, and tiny batches of the thread cases time thread start-up.
+        proc.run(c.case, 16)
         n, dt = 16, 0.0
-        while dt < batch_s / 4:  # warm-up and calibration in one
+        while dt < batch_s / 4:
             dt = proc.run(c.case, n)
             if dt < batch_s / 4:
                 n *= 4

@@ -15,6 +15,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 )
@@ -315,17 +316,20 @@ func (c *Client) offload() *offload {
 // (sharing the pool) whose whole-call bound ends at ctx's deadline, so the C call itself
 // stops there (Config.Timeout still bounds each attempt), and which watches a cancel token
 // that ctx's cancellation triggers: the C call then returns within about 100 ms, and a verify
-// not sent yet is never sent. end must be called after the C call.
-func (c *Client) begin(ctx context.Context) (cl *C.fotp_client, end func(), err error) {
+// not sent yet is never sent. end must be called after the C call. abort triggers the token
+// at once: a caller that returns ctx's error calls it first, since the AfterFunc's goroutine
+// may run later, and a verify sent after its caller saw "cancelled" would be sent twice by a
+// caller that retries.
+func (c *Client) begin(ctx context.Context) (cl *C.fotp_client, end, abort func(), err error) {
 	if ctx == nil {
-		return nil, nil, newError(KindInvalidArgument, "the context is nil")
+		return nil, nil, nil, newError(KindInvalidArgument, "the context is nil")
 	}
 	if ctx.Err() != nil {
-		return nil, nil, ctxError(ctx)
+		return nil, nil, nil, ctxError(ctx)
 	}
 	base, err := c.acquire()
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	cl = base
 	var bounded *C.fotp_client
@@ -333,7 +337,7 @@ func (c *Client) begin(ctx context.Context) (cl *C.fotp_client, end func(), err 
 		left := time.Until(dl)
 		if left <= 0 {
 			c.release()
-			return nil, nil, deadlineError()
+			return nil, nil, nil, deadlineError()
 		}
 		// A deadline further away than the C API can say (49 days) leaves the call to the
 		// per-attempt limits.
@@ -341,14 +345,14 @@ func (c *Client) begin(ctx context.Context) (cl *C.fotp_client, end func(), err 
 			e := C.fotp_client_with_timeout(cl, millis(left), &bounded)
 			if err := takeError(e); err != nil {
 				c.release()
-				return nil, nil, err
+				return nil, nil, nil, err
 			}
 			cl = bounded
 		}
 	}
 	if ctx.Done() == nil {
 		// Never cancelled (context.Background): no token needed.
-		return cl, func() { C.fotp_client_free(bounded); c.release() }, nil
+		return cl, func() { C.fotp_client_free(bounded); c.release() }, func() {}, nil
 	}
 	tok := C.fotp_cancel_new()
 	var watching *C.fotp_client
@@ -357,23 +361,39 @@ func (c *Client) begin(ctx context.Context) (cl *C.fotp_client, end func(), err 
 		C.fotp_cancel_free(tok)
 		C.fotp_client_free(bounded)
 		c.release()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	triggered := make(chan struct{})
+	// live guards the token: a trigger (the AfterFunc's or abort's) never meets a freed one.
+	var mu sync.Mutex
+	live := true
+	trigger := func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if live {
+			C.fotp_cancel_trigger(tok)
+		}
+	}
 	stop := context.AfterFunc(ctx, func() {
-		C.fotp_cancel_trigger(tok)
-		close(triggered)
+		if hook := testHookBeforeTrigger.Load(); hook != nil {
+			(*hook)()
+		}
+		trigger()
 	})
 	return watching, func() {
-		if !stop() {
-			<-triggered // the trigger has started: the token must outlive it
-		}
+		stop()
+		mu.Lock()
+		live = false
+		mu.Unlock()
 		C.fotp_client_free(watching)
 		C.fotp_cancel_free(tok)
 		C.fotp_client_free(bounded)
 		c.release()
-	}, nil
+	}, trigger, nil
 }
+
+// testHookBeforeTrigger, when set by a test, runs in the AfterFunc before it triggers the
+// token: a late goroutine made on purpose.
+var testHookBeforeTrigger atomic.Pointer[func()]
 
 // millis converts a positive duration to whole milliseconds, rounding up and saturating at
 // the C API's limit.
@@ -390,10 +410,10 @@ type outcome[T any] struct {
 }
 
 // run runs the blocking call f in its own goroutine and returns its result, or ctxError
-// as soon as ctx is done. An abandoned f still runs to its end (ctx's cancel token ends the
+// as soon as ctx is done (after abort, which triggers the call's cancel token). An abandoned f still runs to its end (ctx's cancel token ends the
 // C call within about 100 ms) and converts and frees its own C objects; its result is then
 // dropped.
-func run[T any](ctx context.Context, f func() (T, error)) (T, error) {
+func run[T any](ctx context.Context, abort func(), f func() (T, error)) (T, error) {
 	if ctx.Done() == nil {
 		// A context that can never be cancelled (context.Background): no goroutine needed.
 		return f()
@@ -407,6 +427,7 @@ func run[T any](ctx context.Context, f func() (T, error)) (T, error) {
 	case o := <-ch:
 		return o.v, o.err
 	case <-ctx.Done():
+		abort()
 		var zero T
 		return zero, ctxError(ctx)
 	}
@@ -436,7 +457,7 @@ type libcall[T any] struct {
 // is called once the library has finished with the call.
 func call[T any](c *Client, ctx context.Context, f libcall[T], done func()) (T, error) {
 	var zero T
-	cl, end, err := c.begin(ctx)
+	cl, end, abort, err := c.begin(ctx)
 	if err != nil {
 		if done != nil {
 			done()
@@ -449,11 +470,11 @@ func call[T any](c *Client, ctx context.Context, f libcall[T], done func()) (T, 
 	}
 	if useOffload() {
 		if o := c.offload(); o != nil {
-			v, err := offloaded(ctx, o, cl, f, finish)
+			v, err := offloaded(ctx, o, cl, f, finish, abort)
 			return v, timeoutFromCtx(ctx, err)
 		}
 	}
-	v, err := run(ctx, func() (T, error) {
+	v, err := run(ctx, abort, func() (T, error) {
 		defer finish()
 		v, err := f.blocking(cl)
 		runtime.KeepAlive(c)
@@ -463,7 +484,7 @@ func call[T any](c *Client, ctx context.Context, f libcall[T], done func()) (T, 
 }
 
 // offloaded starts f on o's workers and waits in Go until it has finished or ctx is done.
-func offloaded[T any](ctx context.Context, o *offload, cl *C.fotp_client, f libcall[T], finish func()) (T, error) {
+func offloaded[T any](ctx context.Context, o *offload, cl *C.fotp_client, f libcall[T], finish, abort func()) (T, error) {
 	var zero T
 	tag, finished := o.register()
 	var fc *C.fotp_call
@@ -481,6 +502,7 @@ func offloaded[T any](ctx context.Context, o *offload, cl *C.fotp_client, f libc
 	case <-ctx.Done():
 		// ctx's cancel token ends the call within about 100 ms (a verify not sent yet is never
 		// sent); then its objects are freed and its result dropped.
+		abort()
 		go func() {
 			<-finished
 			C.fotp_call_free(fc)

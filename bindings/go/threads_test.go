@@ -369,8 +369,33 @@ func TestTrackerWaitsHoldFewThreadsAndCancel(t *testing.T) {
 
 // TestCancelledVerifyIsNeverSent: the verify's connection stalls before the request is sent
 // (a proxy that never answers CONNECT), which is retried as a connect time-out. Cancelled,
-// the verify sends nothing: no retry, no other connection.
+// the verify sends nothing: no retry, no other connection. Blocking and on the worker pool,
+// and with ctx's AfterFunc running late (as a busy scheduler may run it): a verify that
+// returned "cancelled" must not be sent afterwards by a retry the late token let through.
 func TestCancelledVerifyIsNeverSent(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		offload int
+		late    bool
+	}{
+		{"blocking", offloadNever, false},
+		{"blocking, late AfterFunc", offloadNever, true},
+		{"offloaded", offloadAlways, false},
+		{"offloaded, late AfterFunc", offloadAlways, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			forceOffload(t, tc.offload)
+			if tc.late {
+				late := func() { time.Sleep(2 * time.Second) }
+				testHookBeforeTrigger.Store(&late)
+				t.Cleanup(func() { testHookBeforeTrigger.Store(nil) })
+			}
+			cancelledVerifyIsNeverSent(t)
+		})
+	}
+}
+
+func cancelledVerifyIsNeverSent(t *testing.T) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -426,12 +451,12 @@ func TestCancelledVerifyIsNeverSent(t *testing.T) {
 	if err := <-errc; err != context.Canceled {
 		t.Fatalf("want context.Canceled, got %v", err)
 	}
-	if !eventually(time.Second, func() bool { return c.inflightCalls() == 0 }) {
-		t.Fatal("the cancelled verify still runs after 1 s")
-	}
-	// Its retries would have come within 300 ms plus a pause.
+	// Its retries would have come within 300 ms plus a pause (and before the late AfterFunc).
 	time.Sleep(time.Second)
 	if n := connects.Load(); n != 1 {
-		t.Fatalf("the cancelled verify went on: %d connections", n)
+		t.Fatalf("the cancelled verify went on after it returned: %d connections", n)
+	}
+	if !eventually(time.Second, func() bool { return c.inflightCalls() == 0 }) {
+		t.Fatal("the cancelled verify still runs 1 s after it returned")
 	}
 }

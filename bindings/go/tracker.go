@@ -146,12 +146,12 @@ func (t *Tracker) Verify(ctx context.Context, c *Client, req TrackerVerifyReques
 	if err != nil {
 		return nil, err
 	}
-	cl, end, err := c.begin(ctx)
+	cl, end, abort, err := c.begin(ctx)
 	if err != nil {
 		t.release()
 		return nil, err
 	}
-	v, err := run(ctx, func() (*Verification, error) {
+	v, err := run(ctx, abort, func() (*Verification, error) {
 		defer t.release()
 		defer end()
 		ftID := C.CString(req.FtID)
@@ -227,7 +227,7 @@ func (t *Tracker) settleC(ctx context.Context, c *Client, ccb *C.fotp_callback) 
 		return 0, nil, err
 	}
 	defer t.release()
-	cl, end, err := c.begin(ctx)
+	cl, end, _, err := c.begin(ctx)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -368,13 +368,13 @@ func (t *Tracker) waitC(ctx context.Context, c *Client, ftToken string) (*QueryR
 		free()
 		return nil, err
 	}
-	cl, end, err := c.begin(ctx)
+	cl, end, abort, err := c.begin(ctx)
 	if err != nil {
 		t.release()
 		free()
 		return nil, err
 	}
-	r, err := run(ctx, func() (*QueryResult, error) {
+	r, err := run(ctx, abort, func() (*QueryResult, error) {
 		defer free()
 		defer t.release()
 		defer end()

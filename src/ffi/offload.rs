@@ -22,7 +22,8 @@ use crate::wire::VerifyRequest;
 /// Thread-safe. Workers start when calls need them (at most the number given to
 /// fotp_offload_new(); more calls wait in a queue, in order) and exit after 5 s without work.
 /// After fork(), the child cannot start calls with a pool made before (they fail with
-/// FOTP_ERROR_INTERNAL): make a new one there.
+/// FOTP_ERROR_INTERNAL), drains nothing from it, and fotp_offload_free() there returns at once
+/// (the workers are the parent's): make a new pool in the child.
 pub struct fotp_offload {
     pool: Offload,
 }

@@ -829,6 +829,62 @@ static void test_fork(void) {
     fotp_client_free(client);
 }
 
+/* A pool made before fork(): the child gets a clear error from it, drains nothing from it and
+   frees it without waiting for the parent's workers (an alarm turns a hang into a failure); a
+   pool made in the child works, and so does the parent's, meanwhile. */
+static void test_offload_fork(void) {
+    fotp_config *c = NULL;
+    fotp_client *client = NULL;
+    fotp_offload *o = NULL, *mine = NULL;
+    fotp_call *call = NULL;
+    fotp_verification *v = NULL;
+    uint64_t tags[8] = {0};
+    int status = 0;
+    pid_t pid;
+    const char *preload = getenv("LD_PRELOAD");
+
+    /* As test_fork: the child forgets the parent's pool on purpose, which valgrind reports. */
+    if (preload != NULL && strstr(preload, "vgpreload") != NULL) return;
+    OK(fotp_config_from_env(&c));
+    OK(fotp_client_new(c, &client));
+    fotp_config_free(c);
+    OK(fotp_offload_new(2, &o));
+    OK(fotp_verify_start(client, "2", "1357", 0, o, 1, &call)); /* a worker now idles */
+    drain_until(o, tags, 1);
+    fotp_call_free(call);
+    fflush(stdout);
+    fflush(stderr);
+    pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        alarm(20);
+        ERR(fotp_verify_start(client, "2", NULL, 0, o, 2, &call), FOTP_ERROR_INTERNAL, "fork");
+        CHECK(fotp_offload_drain(o, tags, 8) == 0);
+        fotp_offload_free(o);
+        OK(fotp_offload_new(1, &mine));
+        OK(fotp_verify_start(client, "2", "2468", 0, mine, 3, &call));
+        drain_until(mine, tags, 1);
+        CHECK(tags[0] == 3);
+        OK(fotp_call_verification(call, &v));
+        CHECK(streq(fotp_verification_code(v), "2468"));
+        fotp_verification_free(v);
+        fotp_call_free(call);
+        fotp_offload_free(mine);
+        _exit(0);
+    }
+    OK(fotp_verify_start(client, "2", "9753", 0, o, 4, &call));
+    drain_until(o, tags, 1);
+    CHECK(tags[0] == 4);
+    OK(fotp_call_verification(call, &v));
+    CHECK(streq(fotp_verification_code(v), "9753"));
+    fotp_verification_free(v);
+    fotp_call_free(call);
+    CHECK(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    fotp_offload_free(o);
+    fotp_client_free(client);
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: test_abi CALLBACK_JSON_FILE\n");
@@ -843,6 +899,7 @@ int main(int argc, char **argv) {
     if (base_url != NULL && *base_url) {
         test_network();
         test_fork();
+        test_offload_fork();
         test_limits_cancel_and_settings();
     } else {
         printf("test_abi: FOTP_BASE_URL is not set, network part skipped\n");

@@ -11,7 +11,8 @@
 //! make children that `exec` at once.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Once;
+use std::sync::{Mutex, MutexGuard, Once, TryLockError};
+use std::time::{Duration, Instant};
 
 static GENERATION: AtomicU64 = AtomicU64::new(0);
 /// Set when the handler could not be registered: then the process id is the generation.
@@ -38,6 +39,39 @@ pub(crate) fn generation() -> u64 {
         return u64::from(std::process::id()) | 1 << 63;
     }
     GENERATION.load(Ordering::Acquire)
+}
+
+/// How long a forked child tries a lock it inherited before deciding that a thread `fork()` did
+/// not copy holds it (the HTTP pool's `Pool::agent` waits as long).
+const INHERITED_LOCK_WAIT: Duration = Duration::from_millis(50);
+
+/// Locks `m`, whose state `owner` says belongs to another fork generation than `generation`
+/// (a forked child's first use of it), without ever blocking: a thread that does not exist in
+/// this process may have held it at the fork. `None` when it stays held for a short while and no
+/// thread of this generation took it meanwhile. The caller makes the state this generation's
+/// and stores `generation` in `owner` before releasing the guard.
+pub(crate) fn lock_inherited<'a, T>(
+    m: &'a Mutex<T>,
+    owner: &AtomicU64,
+    generation: u64,
+) -> Option<MutexGuard<'a, T>> {
+    let start = Instant::now();
+    loop {
+        match m.try_lock() {
+            Ok(g) => return Some(g),
+            // Poisoned or not, the callers' state stays valid (each says why).
+            Err(TryLockError::Poisoned(p)) => return Some(p.into_inner()),
+            Err(TryLockError::WouldBlock) => {}
+        }
+        if owner.load(Ordering::Acquire) == generation {
+            // A thread of this process took it since: its holder is alive, so waiting ends.
+            return Some(m.lock().unwrap_or_else(|e| e.into_inner()));
+        }
+        if start.elapsed() >= INHERITED_LOCK_WAIT {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }
 
 #[cfg(unix)]

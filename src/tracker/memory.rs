@@ -693,71 +693,6 @@ mod tests {
             .unwrap());
     }
 
-    /// Forks while a helper thread holds the store's lock (when `locked`), runs `f` in the child
-    /// and returns what it wrote to a pipe; `Err` when the child did not answer within 5 s (it
-    /// is then killed): the hang a lock inherited held would cause.
-    #[cfg(unix)]
-    fn in_child(
-        store: &MemoryStore,
-        locked: bool,
-        f: impl FnOnce() -> String,
-    ) -> std::result::Result<String, String> {
-        use std::io::{Read, Write};
-        use std::os::fd::FromRawFd;
-        let (held_tx, held_rx) = std::sync::mpsc::channel();
-        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
-        std::thread::scope(|scope| {
-            if locked {
-                scope.spawn(move || {
-                    let _guard = store.state.lock();
-                    held_tx.send(()).unwrap();
-                    let _ = release_rx.recv();
-                });
-                held_rx.recv().unwrap();
-            }
-            let mut fds = [0; 2];
-            // SAFETY: a valid array of two descriptors.
-            assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
-            // SAFETY: the child only runs `f` on this store and writes to the pipe, then leaves
-            // with _exit, never through the test harness.
-            let pid = unsafe { libc::fork() };
-            assert!(pid >= 0, "fork failed");
-            if pid == 0 {
-                let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
-                    .unwrap_or_else(|_| "the child panicked".into());
-                // SAFETY: the write end, owned by this child alone.
-                let mut w = unsafe { std::fs::File::from_raw_fd(fds[1]) };
-                let ok = w.write_all(out.as_bytes()).is_ok();
-                // SAFETY: ends the child at once, without the parent's destructors.
-                unsafe { libc::_exit(if ok { 0 } else { 1 }) };
-            }
-            // SAFETY: the parent's copy of the write end; the read end is owned here.
-            unsafe { libc::close(fds[1]) };
-            let mut r = unsafe { std::fs::File::from_raw_fd(fds[0]) };
-            let mut poll = libc::pollfd {
-                fd: fds[0],
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            // SAFETY: one valid pollfd.
-            let ready = unsafe { libc::poll(&mut poll, 1, 5000) };
-            let answer = if ready == 1 {
-                let mut text = String::new();
-                r.read_to_string(&mut text).unwrap();
-                Ok(text)
-            } else {
-                // SAFETY: our own child.
-                unsafe { libc::kill(pid, libc::SIGKILL) };
-                Err("the child hung".to_string())
-            };
-            let mut status = 0;
-            // SAFETY: waits for the child forked above.
-            assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
-            drop(release_tx);
-            answer
-        })
-    }
-
     #[cfg(unix)]
     #[test]
     fn a_lock_caught_held_by_fork_is_an_error_in_the_child_not_a_hang() {
@@ -765,7 +700,11 @@ mod tests {
         let v = tracker.reserve(4, None).unwrap();
         let code = v.code().to_owned();
         for _ in 0..3 {
-            let answer = in_child(&store, true, || {
+            let hold = |held: &dyn Fn()| {
+                let _guard = store.state.lock();
+                held();
+            };
+            let answer = crate::fork::testing::in_child(Some(&hold), || {
                 let start = Instant::now();
                 match store.lookup(&code) {
                     Ok(l) => format!("answered {l:?}"),
@@ -800,7 +739,7 @@ mod tests {
         let (_, store, tracker) = manual();
         let v = tracker.reserve(4, None).unwrap();
         let code = v.code().to_owned();
-        let answer = in_child(&store, false, || {
+        let answer = crate::fork::testing::in_child(None, || {
             let first = store.lookup(&code);
             let again = store.reserve(
                 &["1234".to_string(), "5678".to_string()],

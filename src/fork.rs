@@ -11,7 +11,8 @@
 //! make children that `exec` at once.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Once;
+use std::sync::{Mutex, MutexGuard, Once, TryLockError};
+use std::time::{Duration, Instant};
 
 static GENERATION: AtomicU64 = AtomicU64::new(0);
 /// Set when the handler could not be registered: then the process id is the generation.
@@ -40,6 +41,39 @@ pub(crate) fn generation() -> u64 {
     GENERATION.load(Ordering::Acquire)
 }
 
+/// How long a forked child tries a lock it inherited before deciding that a thread `fork()` did
+/// not copy holds it (the HTTP pool's `Pool::agent` waits as long).
+const INHERITED_LOCK_WAIT: Duration = Duration::from_millis(50);
+
+/// Locks `m`, whose state `owner` says belongs to another fork generation than `generation`
+/// (a forked child's first use of it), without ever blocking: a thread that does not exist in
+/// this process may have held it at the fork. `None` when it stays held for a short while and no
+/// thread of this generation took it meanwhile. The caller makes the state this generation's
+/// and stores `generation` in `owner` before releasing the guard.
+pub(crate) fn lock_inherited<'a, T>(
+    m: &'a Mutex<T>,
+    owner: &AtomicU64,
+    generation: u64,
+) -> Option<MutexGuard<'a, T>> {
+    let start = Instant::now();
+    loop {
+        match m.try_lock() {
+            Ok(g) => return Some(g),
+            // Poisoned or not, the callers' state stays valid (each says why).
+            Err(TryLockError::Poisoned(p)) => return Some(p.into_inner()),
+            Err(TryLockError::WouldBlock) => {}
+        }
+        if owner.load(Ordering::Acquire) == generation {
+            // A thread of this process took it since: its holder is alive, so waiting ends.
+            return Some(m.lock().unwrap_or_else(|e| e.into_inner()));
+        }
+        if start.elapsed() >= INHERITED_LOCK_WAIT {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 #[cfg(unix)]
 fn register() {
     // SAFETY: registers a plain `extern "C" fn()` that touches only a static atomic; no prepare
@@ -54,6 +88,77 @@ fn register() {
 #[cfg(not(unix))]
 fn register() {
     // No fork() on this platform: one generation for the whole life of the process.
+}
+
+/// Forking tests of the stores' locks.
+#[cfg(all(test, unix))]
+pub(crate) mod testing {
+    use std::io::{Read, Write};
+    use std::os::fd::FromRawFd;
+
+    /// Takes a lock and calls its argument while holding it.
+    pub(crate) type Hold<'a> = &'a (dyn Fn(&dyn Fn()) + Sync);
+
+    /// Forks while a helper thread is inside `hold`, runs `f` in the child and returns what it
+    /// wrote to a pipe; `Err` when the child did not answer within 5 s (it is then killed): the
+    /// hang an inherited lock would cause.
+    pub(crate) fn in_child(
+        hold: Option<Hold<'_>>,
+        f: impl FnOnce() -> String,
+    ) -> Result<String, String> {
+        let (held_tx, held_rx) = std::sync::mpsc::channel();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        std::thread::scope(|scope| {
+            if let Some(hold) = hold {
+                scope.spawn(move || {
+                    hold(&|| {
+                        held_tx.send(()).unwrap();
+                        let _ = release_rx.recv();
+                    })
+                });
+                held_rx.recv().unwrap();
+            }
+            let mut fds = [0; 2];
+            // SAFETY: a valid array of two descriptors.
+            assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+            // SAFETY: the child only runs `f` (the code under test) and writes to the pipe, then
+            // leaves with _exit, never through the test harness.
+            let pid = unsafe { libc::fork() };
+            assert!(pid >= 0, "fork failed");
+            if pid == 0 {
+                let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+                    .unwrap_or_else(|_| "the child panicked".into());
+                // SAFETY: the write end, owned by this child alone.
+                let mut w = unsafe { std::fs::File::from_raw_fd(fds[1]) };
+                let ok = w.write_all(out.as_bytes()).is_ok();
+                // SAFETY: ends the child at once, without the parent's destructors.
+                unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+            }
+            // SAFETY: the parent's copy of the write end; the read end is owned here.
+            unsafe { libc::close(fds[1]) };
+            let mut r = unsafe { std::fs::File::from_raw_fd(fds[0]) };
+            let mut poll = libc::pollfd {
+                fd: fds[0],
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd.
+            let answer = if unsafe { libc::poll(&mut poll, 1, 5000) } == 1 {
+                let mut text = String::new();
+                r.read_to_string(&mut text).unwrap();
+                Ok(text)
+            } else {
+                // SAFETY: our own child.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+                Err("the child hung".to_string())
+            };
+            let mut status = 0;
+            // SAFETY: waits for the child forked above.
+            assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+            drop(release_tx);
+            answer
+        })
+    }
 }
 
 #[cfg(test)]

@@ -7,21 +7,27 @@
 mod support;
 mod tracker_support;
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use fotp::Tracker;
+use fotp::{RedisStore, Store, Tracker};
 use tracker_support::{Platform, Redis};
 
 const ROUNDS: usize = 4000;
 
 /// What a worker saw matching `code` ROUNDS times: (wrong tokens, errors).
 fn match_many(t: &Tracker, code: &str, token: &str) -> (usize, usize) {
+    match_n(t, code, token, ROUNDS)
+}
+
+/// What a worker saw matching `code` `rounds` times: (wrong tokens, errors).
+fn match_n(t: &Tracker, code: &str, token: &str, rounds: usize) -> (usize, usize) {
     let cb = fotp::parse_callback(
         format!(r#"{{"mobile":"1","sender":"2","sendTime":"3","code":"{code}"}}"#).as_bytes(),
     )
     .unwrap();
     let (mut wrong, mut errors) = (0, 0);
-    for _ in 0..ROUNDS {
+    for _ in 0..rounds {
         match t.match_callback(&cb) {
             Ok(Some(m)) if m.ft_token == token => {}
             Ok(_) => wrong += 1,
@@ -89,4 +95,132 @@ fn forked_workers_never_share_a_connection() {
             );
         }
     }
+}
+
+/// Forks while a helper thread holds one of `store`'s locks (the pool's when `pool`, else the
+/// wake-ups'), runs `f` in the child and returns what it wrote to a pipe; `Err` when the child
+/// did not answer within 5 s (it is then killed): the hang an inherited lock would cause.
+fn in_child_with_lock_held(
+    store: &RedisStore,
+    pool: bool,
+    f: impl FnOnce() -> String,
+) -> Result<String, String> {
+    use std::io::{Read, Write};
+    use std::os::fd::FromRawFd;
+    let (held_tx, held_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            store.with_lock_held(pool, || {
+                held_tx.send(()).unwrap();
+                let _ = release_rx.recv();
+            })
+        });
+        held_rx.recv().unwrap();
+        let mut fds = [0; 2];
+        // SAFETY: a valid array of two descriptors.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        // SAFETY: the child only runs `f` (the store's own code) and writes to the pipe, then
+        // leaves with _exit, never through the test harness.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork failed");
+        if pid == 0 {
+            let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+                .unwrap_or_else(|_| "the child panicked".into());
+            // SAFETY: the write end, owned by this child alone.
+            let mut w = unsafe { std::fs::File::from_raw_fd(fds[1]) };
+            let ok = w.write_all(out.as_bytes()).is_ok();
+            // SAFETY: ends the child at once, without the parent's destructors.
+            unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+        }
+        // SAFETY: the parent's copy of the write end; the read end is owned here.
+        unsafe { libc::close(fds[1]) };
+        let mut r = unsafe { std::fs::File::from_raw_fd(fds[0]) };
+        let mut poll = libc::pollfd {
+            fd: fds[0],
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        let answer = if unsafe { libc::poll(&mut poll, 1, 5000) } == 1 {
+            let mut text = String::new();
+            r.read_to_string(&mut text).unwrap();
+            Ok(text)
+        } else {
+            // SAFETY: our own child.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            Err("the child hung".to_string())
+        };
+        let mut status = 0;
+        // SAFETY: waits for the child forked above.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        drop(release_tx);
+        answer
+    })
+}
+
+/// A fork that catches a thread inside the pool's lock: the child's calls still work (on
+/// connections of their own), and the parent's pool is untouched.
+#[test]
+fn a_child_works_when_fork_catches_the_pool_locked() {
+    let Some(redis) = Redis::start() else { return };
+    let platform = Platform::start();
+    let client = platform.client();
+    let store = Arc::new(RedisStore::open(&redis.url(), "forkpool").unwrap());
+    let t = Tracker::with_store(store.clone());
+    let v = t.verify(&client, "2", 4, None).unwrap();
+    for run in 0..3 {
+        // The parent's pool holds connections when it forks.
+        assert_eq!(match_n(&t, &v.code, &v.ft_token, 10), (0, 0));
+        let answer = in_child_with_lock_held(&store, true, || {
+            format!("{:?}", match_n(&t, &v.code, &v.ft_token, 5))
+        });
+        assert_eq!(answer.as_deref(), Ok("(0, 0)"), "run {run}");
+        assert_eq!(
+            match_n(&t, &v.code, &v.ft_token, 10),
+            (0, 0),
+            "run {run}: parent"
+        );
+    }
+}
+
+/// A fork that catches a thread inside the wake-ups' lock (the parent's subscriber takes it
+/// every tick): the child's waits poll the store instead, and end within their limits.
+#[test]
+fn a_childs_wait_ends_in_time_when_fork_catches_the_wakeups_locked() {
+    let Some(redis) = Redis::start() else { return };
+    let platform = Platform::start();
+    let client = platform.client();
+    let store = Arc::new(RedisStore::open(&redis.url(), "forkwake").unwrap());
+    let t = Tracker::with_store(store.clone());
+    let matched = t.verify(&client, "2", 4, None).unwrap();
+    let unmatched = t.verify(&client, "3", 4, None).unwrap();
+    assert_eq!(match_n(&t, &matched.code, &matched.ft_token, 1), (0, 0));
+    // The parent's subscriber runs: the parent has waited.
+    assert!(store
+        .wait_matched(&matched.ft_token, Duration::from_secs(5))
+        .unwrap());
+    for run in 0..3 {
+        let answer = in_child_with_lock_held(&store, false, || {
+            let start = Instant::now();
+            let found = store.wait_matched(&matched.ft_token, Duration::from_secs(2));
+            let first = start.elapsed();
+            let start = Instant::now();
+            let not_found = store.wait_matched(&unmatched.ft_token, Duration::from_millis(800));
+            let second = start.elapsed();
+            let in_time = first < Duration::from_millis(2500)
+                && second >= Duration::from_millis(800)
+                && second < Duration::from_millis(1500);
+            format!("{found:?} {not_found:?} in time: {in_time} ({first:?}, {second:?})")
+        })
+        .unwrap();
+        assert!(
+            answer.starts_with("Ok(true) Ok(false) in time: true"),
+            "run {run}: {answer}"
+        );
+    }
+    // The parent's wake-ups still work.
+    assert!(store
+        .wait_matched(&matched.ft_token, Duration::from_secs(5))
+        .unwrap());
 }

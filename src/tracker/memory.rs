@@ -3,6 +3,7 @@
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -28,6 +29,9 @@ impl Clock for Monotonic {
 /// A [`Store`] for one process: codes in a mutex-protected map, waiters on a condition
 /// variable. Expired codes are dropped on every operation.
 pub struct MemoryStore {
+    /// The fork generation that last took `state`: a forked child's copy of the codes is its own,
+    /// but its first call must not block on a lock a thread fork() did not copy may hold.
+    owner: AtomicU64,
     state: Mutex<State>,
     matched: Condvar,
     clock: Arc<dyn Clock>,
@@ -153,6 +157,7 @@ impl MemoryStore {
     /// An empty store whose expiries follow `clock`.
     pub fn with_clock(clock: Arc<dyn Clock>) -> MemoryStore {
         MemoryStore {
+            owner: AtomicU64::new(crate::fork::generation()),
             state: Mutex::new(State::default()),
             matched: Condvar::new(),
             clock,
@@ -160,22 +165,42 @@ impl MemoryStore {
     }
 
     /// The number of live codes (reserved or bound) of `len` digits.
+    ///
+    /// # Panics
+    ///
+    /// In a forked child whose parent had a thread inside the store at the fork (every other
+    /// method returns that error instead of blocking forever).
     pub fn live(&self, len: usize) -> usize {
-        let mut s = self.lock();
+        let mut s = self.lock().unwrap_or_else(|e| panic!("{}", e.message()));
         s.purge(self.clock.now());
         s.live.get(len).copied().unwrap_or(0)
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
-        // Every update keeps the state consistent before it can panic, so a poisoned lock
-        // still guards valid data.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> Result<MutexGuard<'_, State>> {
+        let generation = crate::fork::generation();
+        if self.owner.load(Ordering::Acquire) == generation {
+            // Every update keeps the state consistent before it can panic, so a poisoned lock
+            // still guards valid data.
+            return Ok(self.state.lock().unwrap_or_else(|e| e.into_inner()));
+        }
+        // A forked child: the codes are behind the lock, so a lock held by a thread that was
+        // not copied leaves nothing to answer from.
+        let s =
+            crate::fork::lock_inherited(&self.state, &self.owner, generation).ok_or_else(|| {
+                Error::new(
+                ErrorKind::Internal,
+                "the tracker's memory store was locked by a thread that did not survive fork(); \
+                 make the tracker in the child",
+            )
+            })?;
+        self.owner.store(generation, Ordering::Release);
+        Ok(s)
     }
 
-    fn now_locked(&self) -> MutexGuard<'_, State> {
-        let mut s = self.lock();
+    fn now_locked(&self) -> Result<MutexGuard<'_, State>> {
+        let mut s = self.lock()?;
         s.purge(self.clock.now());
-        s
+        Ok(s)
     }
 }
 
@@ -208,7 +233,7 @@ impl Store for MemoryStore {
             .collect::<Option<Vec<Key>>>()
             .ok_or_else(|| Error::invalid("candidates must be codes of one length, 4-6 digits"))?;
         let now = self.clock.now();
-        let mut s = self.lock();
+        let mut s = self.lock()?;
         s.purge(now);
         if s.live[len] >= limit {
             return Ok(Reserve::Exhausted);
@@ -236,7 +261,7 @@ impl Store for MemoryStore {
         let Some(code) = key(code) else {
             return Ok(false);
         };
-        let mut s = self.now_locked();
+        let mut s = self.now_locked()?;
         match s.codes.get_mut(&code) {
             Some(slot) if matches!(&slot.holder, Holder::Reserved { ticket: t } if t == ticket) => {
                 slot.holder = Holder::Bound {
@@ -253,7 +278,7 @@ impl Store for MemoryStore {
         let Some(code) = key(code) else {
             return Ok(());
         };
-        let mut s = self.now_locked();
+        let mut s = self.now_locked()?;
         let ours = matches!(
             s.codes.get(&code),
             Some(Slot { holder: Holder::Reserved { ticket: t }, .. }) if t == ticket
@@ -268,7 +293,7 @@ impl Store for MemoryStore {
         let Some(code) = key(code) else {
             return Ok(Lookup::Free);
         };
-        let s = self.now_locked();
+        let s = self.now_locked()?;
         Ok(match s.codes.get(&code).map(|slot| &slot.holder) {
             Some(Holder::Bound { ft_token, .. }) => Lookup::Bound(ft_token.clone()),
             Some(Holder::Reserved { .. }) => Lookup::Reserved,
@@ -280,7 +305,7 @@ impl Store for MemoryStore {
         let Some(code) = key(code) else {
             return Ok(None);
         };
-        let mut s = self.now_locked();
+        let mut s = self.now_locked()?;
         let Some(Slot {
             holder: Holder::Bound { ft_token, matched },
             ..
@@ -301,7 +326,7 @@ impl Store for MemoryStore {
         let Some(code) = key(code) else {
             return Ok(None);
         };
-        let mut s = self.now_locked();
+        let mut s = self.now_locked()?;
         let bound = matches!(
             s.codes.get(&code),
             Some(Slot { holder: Holder::Bound { ft_token: t, .. }, .. }) if t == ft_token
@@ -319,7 +344,7 @@ impl Store for MemoryStore {
     }
 
     fn unsettle(&self, ft_token: &str, settle_id: &str) -> Result<()> {
-        let mut s = self.now_locked();
+        let mut s = self.now_locked()?;
         if s.settled.get(ft_token).is_some_and(|id| id == settle_id) {
             s.settled.remove(ft_token);
         }
@@ -328,7 +353,7 @@ impl Store for MemoryStore {
 
     fn wait_matched(&self, ft_token: &str, timeout: Duration) -> Result<bool> {
         let deadline = super::deadline_after(timeout);
-        let mut s = self.now_locked();
+        let mut s = self.now_locked()?;
         loop {
             if s.matched.contains(ft_token) {
                 return Ok(true);
@@ -373,7 +398,7 @@ mod tests {
 
     /// The free-code bits name exactly the live codes.
     fn assert_bits_match(store: &MemoryStore) {
-        let s = store.lock();
+        let s = store.lock().unwrap();
         let mut from_bits = HashSet::new();
         for (len, words) in s.taken.iter().enumerate() {
             for (i, w) in words.iter().enumerate() {
@@ -545,7 +570,7 @@ mod tests {
         assert_eq!(tracker.match_callback(&callback(r.code())).unwrap(), None);
         assert!(!store.wait_matched("tok-1", Duration::ZERO).unwrap());
         assert_eq!(store.live(4), 0);
-        let s = store.lock();
+        let s = store.lock().unwrap();
         assert!(s.codes.is_empty() && s.expiries.is_empty() && s.matched.is_empty());
         assert!(s.settled.is_empty());
         drop(s);
@@ -666,5 +691,71 @@ mod tests {
         assert!(!store
             .wait_matched("tok-other", Duration::from_millis(20))
             .unwrap());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_lock_caught_held_by_fork_is_an_error_in_the_child_not_a_hang() {
+        let (_, store, tracker) = manual();
+        let v = tracker.reserve(4, None).unwrap();
+        let code = v.code().to_owned();
+        for _ in 0..3 {
+            let hold = |held: &dyn Fn()| {
+                let _guard = store.state.lock();
+                held();
+            };
+            let answer = crate::fork::testing::in_child(Some(&hold), || {
+                let start = Instant::now();
+                match store.lookup(&code) {
+                    Ok(l) => format!("answered {l:?}"),
+                    Err(e) => format!(
+                        "{:?} in {} ms: {}",
+                        e.kind(),
+                        start.elapsed().as_millis(),
+                        e.message()
+                    ),
+                }
+            })
+            .unwrap();
+            assert!(
+                answer.starts_with("Internal in ") && answer.contains("did not survive fork()"),
+                "{answer}"
+            );
+            let ms: u64 = answer["Internal in ".len()..]
+                .split(' ')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!(ms < 1000, "{answer}");
+        }
+        // The parent's store is untouched.
+        assert_eq!(store.lookup(&code).unwrap(), Lookup::Reserved);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_forked_child_keeps_using_a_store_whose_lock_was_free() {
+        let (_, store, tracker) = manual();
+        let v = tracker.reserve(4, None).unwrap();
+        let code = v.code().to_owned();
+        let answer = crate::fork::testing::in_child(None, || {
+            let first = store.lookup(&code);
+            let again = store.reserve(
+                &["1234".to_string(), "5678".to_string()],
+                "t",
+                10,
+                Duration::from_secs(60),
+            );
+            format!("{first:?} {again:?} {}", store.live(4))
+        })
+        .unwrap();
+        let expected_second = if code == "1234" { 1 } else { 0 };
+        assert_eq!(
+            answer,
+            format!("Ok(Reserved) Ok(Reserved({expected_second})) 2")
+        );
+        // The child's reservation was in its copy only.
+        assert_eq!(store.live(4), 1);
     }
 }

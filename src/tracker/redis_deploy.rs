@@ -10,6 +10,7 @@
 //! The store's keys are laid out for the deployment by [`Deployment::prefix`]: on a cluster,
 //! every key of a namespace carries the hash tag `{namespace}`, so every script touches one slot.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -43,32 +44,48 @@ pub(super) enum Deployment {
 }
 
 /// The Sentinel client of this process: the crate's client caches its connections to the
-/// Sentinels, which a forked child must not share with its parent (pid check).
+/// Sentinels, which a forked child must not share with its parent (fork generation check).
 pub(super) struct Sentinels {
     nodes: Vec<String>,
     service: String,
     info: SentinelNodeConnectionInfo,
-    client: Mutex<Option<(u32, SentinelClient)>>,
+    /// The fork generation that last took `client` (read without the lock: it is held while
+    /// the Sentinels are asked, and a forked child must not block on it).
+    owner: AtomicU64,
+    /// The client and the fork generation that made it.
+    client: Mutex<Option<(u64, SentinelClient)>>,
 }
 
 impl Sentinels {
     /// The current primary, as the Sentinels name it (the crate checks its ROLE).
     fn primary(&self) -> RedisResult<redis::Client> {
-        let mut guard = self.client.lock().unwrap_or_else(|e| e.into_inner());
-        let pid = std::process::id();
-        let client = match &mut *guard {
-            Some((p, c)) if *p == pid => c,
-            slot => {
-                let c = SentinelClient::build(
-                    self.nodes.clone(),
-                    self.service.clone(),
-                    Some(self.info.clone()),
-                    SentinelServerType::Master,
-                )?;
-                &mut slot.insert((pid, c)).1
+        let generation = crate::fork::generation();
+        let mut guard = if self.owner.load(Ordering::Acquire) == generation {
+            self.client.lock().unwrap_or_else(|e| e.into_inner())
+        } else {
+            match crate::fork::lock_inherited(&self.client, &self.owner, generation) {
+                Some(g) => {
+                    self.owner.store(generation, Ordering::Release);
+                    g
+                }
+                // Held by a thread fork() did not copy: a client of this call's own.
+                None => return self.build()?.get_client(),
             }
         };
+        let client = match &mut *guard {
+            Some((g, c)) if *g == generation => c,
+            slot => &mut slot.insert((generation, self.build()?)).1,
+        };
         client.get_client()
+    }
+
+    fn build(&self) -> RedisResult<SentinelClient> {
+        SentinelClient::build(
+            self.nodes.clone(),
+            self.service.clone(),
+            Some(self.info.clone()),
+            SentinelServerType::Master,
+        )
     }
 }
 
@@ -167,6 +184,7 @@ impl Deployment {
                 nodes,
                 service: service.to_owned(),
                 info,
+                owner: AtomicU64::new(crate::fork::generation()),
                 client: Mutex::new(None),
             }));
         }
@@ -307,5 +325,28 @@ mod tests {
             assert!(!msg.contains("secret"), "{msg}");
             assert!(msg.contains("redis+cluster://"), "{msg}");
         }
+    }
+
+    /// A fork that catches a thread inside the Sentinel client's lock: the child asks the
+    /// Sentinels with a client of its own, and does not hang. No Sentinel listens on port 1, so
+    /// the answer is a connection error, at once.
+    #[cfg(unix)]
+    #[test]
+    fn a_child_asks_the_sentinels_when_fork_catches_their_lock() {
+        let d = Deployment::open("redis+sentinel://127.0.0.1:1/orders", T, T).unwrap();
+        let Deployment::Sentinel(s) = &d else {
+            panic!("not a Sentinel deployment")
+        };
+        let hold = |held: &dyn Fn()| {
+            let _guard = s.client.lock();
+            held();
+        };
+        let answer = crate::fork::testing::in_child(Some(&hold), || match d.node(0) {
+            Ok(_) => "a primary".to_string(),
+            Err(e) => format!("error: {e}"),
+        })
+        .unwrap();
+        assert!(answer.starts_with("error: "), "{answer}");
+        assert!(d.node(0).is_err());
     }
 }

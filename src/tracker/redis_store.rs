@@ -19,12 +19,15 @@
 //! Connections, per process and store: at most [`RedisStore::MAX_CONNECTIONS`] for commands (a caller waits
 //! for a free one) plus one subscriber that receives the wake-ups of every waiter of the
 //! process, so the count stays bounded whatever the number of waits. A process never uses a
-//! connection its parent opened (pid check). A read interrupted by a signal (`EINTR`; sockets
+//! connection its parent opened (the fork generation of `crate::fork`), and a forked child never
+//! blocks on a lock that a thread `fork()` did not copy held: its calls then use connections of
+//! their own and its waits poll the store. A read interrupted by a signal (`EINTR`; sockets
 //! with a time-out are never restarted) is retried within the command's time limit, and a
 //! pooled connection found dead (a Redis restart) is replaced once, transparently.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -162,8 +165,10 @@ impl fmt::Debug for RedisStore {
 
 impl Drop for RedisStore {
     fn drop(&mut self) {
-        // The subscriber thread exits at its next tick.
-        self.wakeups.lock().stop = true;
+        // The subscriber thread exits at its next tick (none runs where the lock is stuck).
+        if let Some(mut s) = self.wakeups.lock() {
+            s.stop = true;
+        }
     }
 }
 
@@ -219,6 +224,21 @@ impl RedisStore {
     /// The namespace of this store's keys.
     pub fn namespace(&self) -> &str {
         &self.namespace
+    }
+
+    /// Test hook: runs `f` while this store's connection pool lock (`pool`) or wake-up lock
+    /// (otherwise) is held, as by a thread that `fork()` catches inside it. Only with the
+    /// unstable `internals` feature; not part of the Rust API.
+    #[cfg(feature = "internals")]
+    #[doc(hidden)]
+    pub fn with_lock_held<R>(&self, pool: bool, f: impl FnOnce() -> R) -> R {
+        if pool {
+            let _held = self.pool.state.lock();
+            f()
+        } else {
+            let _held = self.wakeups.state.lock();
+            f()
+        }
     }
 
     fn key(&self, kind: &str, id: &str) -> String {
@@ -323,19 +343,21 @@ struct Lease {
     con: Conn,
     /// Opened for this call (so not stale).
     fresh: bool,
-    /// The process that opened it.
-    pid: u32,
+    /// The fork generation of the pool that counts it; `None`: this call's own, never pooled.
+    owner: Option<u64>,
 }
 
 /// At most [`MAX_CONNECTIONS`] command connections, reused; reset in a forked child.
 struct Pool {
     deployment: Arc<Deployment>,
+    /// The fork generation `state` belongs to; read without the lock, so that a forked child
+    /// never blocks on a lock a thread that was not copied may hold.
+    owner: AtomicU64,
     state: Mutex<PoolState>,
     freed: Condvar,
 }
 
 struct PoolState {
-    pid: u32,
     idle: Vec<Conn>,
     /// Connections of this process, idle or leased.
     open: usize,
@@ -345,8 +367,8 @@ impl Pool {
     fn new(deployment: Arc<Deployment>) -> Pool {
         Pool {
             deployment,
+            owner: AtomicU64::new(crate::fork::generation()),
             state: Mutex::new(PoolState {
-                pid: std::process::id(),
                 idle: Vec::new(),
                 open: 0,
             }),
@@ -354,30 +376,49 @@ impl Pool {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, PoolState> {
-        // Every update leaves the state valid, so a poisoned lock still guards valid data.
-        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let pid = std::process::id();
-        if s.pid != pid {
+    /// The state and its generation; `None` in a forked child where a thread that was not
+    /// copied holds the lock.
+    fn lock(&self) -> Option<(MutexGuard<'_, PoolState>, u64)> {
+        let generation = crate::fork::generation();
+        if self.owner.load(Ordering::Acquire) == generation {
+            // Every update leaves the state valid, so a poisoned lock still guards valid data.
+            let s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            return Some((s, generation));
+        }
+        let mut s = crate::fork::lock_inherited(&self.state, &self.owner, generation)?;
+        if self.owner.load(Ordering::Acquire) != generation {
             // A forked child: its parent's sockets are not its to use. Closing our copies
             // leaves the parent's connections open.
             s.idle.clear();
             s.open = 0;
-            s.pid = pid;
+            self.owner.store(generation, Ordering::Release);
         }
-        s
+        Some((s, generation))
+    }
+
+    /// A connection of this call's own, not pooled: the pool's lock stays held by a thread
+    /// that `fork()` did not copy.
+    fn unpooled(&self, deadline: Instant) -> Result<Lease> {
+        let con = connect(&self.deployment, deadline, COMMAND_TIMEOUT)?;
+        Ok(Lease {
+            con,
+            fresh: true,
+            owner: None,
+        })
     }
 
     /// A connection, idle or new (only new when `new_only`).
     fn checkout(&self, deadline: Instant, new_only: bool) -> Result<Lease> {
-        let mut s = self.lock();
+        let Some((mut s, mut generation)) = self.lock() else {
+            return self.unpooled(deadline);
+        };
         loop {
             if !new_only {
                 if let Some(con) = s.idle.pop() {
                     return Ok(Lease {
                         con,
                         fresh: false,
-                        pid: s.pid,
+                        owner: Some(generation),
                     });
                 }
             } else if s.open >= MAX_CONNECTIONS && s.idle.pop().is_some() {
@@ -386,16 +427,15 @@ impl Pool {
             }
             if s.open < MAX_CONNECTIONS {
                 s.open += 1;
-                let pid = s.pid;
                 drop(s);
                 return match connect(&self.deployment, deadline, COMMAND_TIMEOUT) {
                     Ok(con) => Ok(Lease {
                         con,
                         fresh: true,
-                        pid,
+                        owner: Some(generation),
                     }),
                     Err(e) => {
-                        self.forget(pid);
+                        self.forget(Some(generation));
                         Err(e)
                     }
                 };
@@ -415,38 +455,51 @@ impl Pool {
                 .0;
             // Re-run the fork check on the reacquired state.
             drop(s);
-            s = self.lock();
+            (s, generation) = match self.lock() {
+                Some(locked) => locked,
+                None => return self.unpooled(deadline),
+            };
         }
     }
 
     fn checkin(&self, lease: Lease) {
-        let mut s = self.lock();
-        if lease.pid == s.pid {
-            s.idle.push(lease.con);
-            self.freed.notify_one();
+        if lease.owner.is_none() {
+            // This call's own: closed.
+            return;
+        }
+        if let Some((mut s, generation)) = self.lock() {
+            if lease.owner == Some(generation) {
+                s.idle.push(lease.con);
+                self.freed.notify_one();
+            }
         }
     }
 
     /// Drops every idle connection.
     fn clear_idle(&self) {
-        let mut s = self.lock();
-        let n = s.idle.len();
-        s.idle.clear();
-        s.open = s.open.saturating_sub(n);
-        self.freed.notify_all();
+        if let Some((mut s, _)) = self.lock() {
+            let n = s.idle.len();
+            s.idle.clear();
+            s.open = s.open.saturating_sub(n);
+            self.freed.notify_all();
+        }
     }
 
     /// Drops a connection that failed.
     fn discard(&self, lease: Lease) {
         drop(lease.con);
-        self.forget(lease.pid);
+        self.forget(lease.owner);
     }
 
-    fn forget(&self, pid: u32) {
-        let mut s = self.lock();
-        if pid == s.pid {
-            s.open = s.open.saturating_sub(1);
-            self.freed.notify_one();
+    fn forget(&self, owner: Option<u64>) {
+        if owner.is_none() {
+            return;
+        }
+        if let Some((mut s, generation)) = self.lock() {
+            if owner == Some(generation) {
+                s.open = s.open.saturating_sub(1);
+                self.freed.notify_one();
+            }
         }
     }
 }
@@ -458,14 +511,16 @@ struct Wakeups {
     /// Subscription attempts so far: on a cluster, each failure moves to the next seed node.
     attempts: std::sync::atomic::AtomicUsize,
     channel: String,
+    /// The fork generation that last took `state` (read without the lock, as the pool's).
+    owner: AtomicU64,
     state: Mutex<WakeState>,
     changed: Condvar,
 }
 
 #[derive(Default)]
 struct WakeState {
-    /// The process whose subscriber thread runs (0: none yet).
-    pid: u32,
+    /// The fork generation whose subscriber thread runs (`None`: none yet).
+    running: Option<u64>,
     /// Bumped each time the subscription (re)starts: a waiter then re-checks the store, since a
     /// wake-up published while it was down was missed.
     generation: u64,
@@ -483,32 +538,42 @@ impl Wakeups {
             deployment,
             attempts: std::sync::atomic::AtomicUsize::new(0),
             channel,
+            owner: AtomicU64::new(crate::fork::generation()),
             state: Mutex::new(WakeState::default()),
             changed: Condvar::new(),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, WakeState> {
-        // Every update leaves the state valid, so a poisoned lock still guards valid data.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    /// The state; `None` in a forked child where a thread that was not copied (the parent's
+    /// subscriber, each tick) holds the lock: waiters then poll the store.
+    fn lock(&self) -> Option<MutexGuard<'_, WakeState>> {
+        let generation = crate::fork::generation();
+        if self.owner.load(Ordering::Acquire) == generation {
+            // Every update leaves the state valid, so a poisoned lock still guards valid data.
+            return Some(self.state.lock().unwrap_or_else(|e| e.into_inner()));
+        }
+        // The subscriber is restarted by `ensure_running`: nothing else to reset here.
+        let s = crate::fork::lock_inherited(&self.state, &self.owner, generation)?;
+        self.owner.store(generation, Ordering::Release);
+        Some(s)
     }
 
     /// Starts this process's subscriber thread unless it runs (threads do not survive a fork).
-    fn ensure_running(self: &Arc<Self>) -> Result<()> {
-        let mut s = self.lock();
-        let pid = std::process::id();
-        if s.pid == pid {
+    /// Called with the state locked by this generation (a waiter's registration).
+    fn ensure_running(self: &Arc<Self>, s: &mut WakeState) -> Result<()> {
+        let generation = crate::fork::generation();
+        if s.running == Some(generation) {
             return Ok(());
         }
-        s.pid = pid;
+        s.running = Some(generation);
         s.subscribed = false;
         s.woken.clear();
         let me = Arc::clone(self);
         let spawned = std::thread::Builder::new()
             .name("fotp-redis-wake".into())
-            .spawn(move || me.run(pid));
+            .spawn(move || me.run(generation));
         if let Err(e) = spawned {
-            s.pid = 0;
+            s.running = None;
             return Err(Error::new(
                 ErrorKind::Internal,
                 format!("could not start the tracker's wake-up thread: {e}"),
@@ -517,24 +582,25 @@ impl Wakeups {
         Ok(())
     }
 
-    fn running_here(&self, pid: u32) -> bool {
-        let s = self.lock();
-        !s.stop && s.pid == pid
+    fn running_here(&self, generation: u64) -> bool {
+        self.lock()
+            .is_some_and(|s| !s.stop && s.running == Some(generation))
     }
 
-    fn run(&self, pid: u32) {
-        while self.running_here(pid) {
-            if self.subscribe_and_listen(pid).is_err() {
+    fn run(&self, generation: u64) {
+        while self.running_here(generation) {
+            if self.subscribe_and_listen(generation).is_err() {
                 // Redis away: waiters poll meanwhile; try again shortly.
                 std::thread::sleep(RESUBSCRIBE_PAUSE);
             }
-            let mut s = self.lock();
-            s.subscribed = false;
-            self.changed.notify_all();
+            if let Some(mut s) = self.lock() {
+                s.subscribed = false;
+                self.changed.notify_all();
+            }
         }
     }
 
-    fn subscribe_and_listen(&self, pid: u32) -> Result<()> {
+    fn subscribe_and_listen(&self, generation: u64) -> Result<()> {
         let deadline = deadline_after(CONNECT_TIMEOUT);
         let attempt = self
             .attempts
@@ -557,19 +623,18 @@ impl Wakeups {
                 Err(e) => return Err(store_error(e)),
             }
         }
-        {
-            let mut s = self.lock();
+        if let Some(mut s) = self.lock() {
             s.generation = s.generation.wrapping_add(1);
             s.subscribed = true;
             self.changed.notify_all();
         }
-        while self.running_here(pid) {
+        while self.running_here(generation) {
             match sub.get_message() {
                 Ok(msg) => {
                     let Ok(token) = msg.get_payload::<String>() else {
                         continue;
                     };
-                    let mut s = self.lock();
+                    let Some(mut s) = self.lock() else { continue };
                     if s.waiting.contains_key(&token) {
                         s.woken.insert(token);
                         self.changed.notify_all();
@@ -591,18 +656,27 @@ struct Waiting<'a> {
 }
 
 impl<'a> Waiting<'a> {
-    fn new(wakeups: &'a Wakeups, token: &str) -> Waiting<'a> {
-        *wakeups.lock().waiting.entry(token.to_owned()).or_insert(0) += 1;
-        Waiting {
+    /// Registers the waiter and makes sure this process's subscriber runs; `None` where the
+    /// lock is stuck after a fork (the caller polls).
+    fn new(wakeups: &'a Arc<Wakeups>, token: &str) -> Option<Result<Waiting<'a>>> {
+        let mut s = wakeups.lock()?;
+        if let Err(e) = wakeups.ensure_running(&mut s) {
+            return Some(Err(e));
+        }
+        *s.waiting.entry(token.to_owned()).or_insert(0) += 1;
+        Some(Ok(Waiting {
             wakeups,
             token: token.to_owned(),
-        }
+        }))
     }
 }
 
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
-        let mut s = self.wakeups.lock();
+        // Registered, so this generation took the lock: it is not stuck.
+        let Some(mut s) = self.wakeups.lock() else {
+            return;
+        };
         let last = match s.waiting.get_mut(&self.token) {
             Some(n) if *n > 1 => {
                 *n -= 1;
@@ -613,6 +687,33 @@ impl Drop for Waiting<'_> {
         if last {
             s.waiting.remove(&self.token);
             s.woken.remove(&self.token);
+        }
+    }
+}
+
+impl RedisStore {
+    /// A wait without the subscriber (its state is locked by a thread `fork()` did not copy):
+    /// the store is checked now and when the time is up, as when the subscriber is down.
+    fn poll_matched(
+        &self,
+        keys: &[String; 2],
+        deadline: Instant,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<bool> {
+        loop {
+            let found: usize = self.with_conn(|c| redis::cmd("EXISTS").arg(keys).query(c))?;
+            if found > 0 {
+                return Ok(true);
+            }
+            if remaining(deadline).is_none() {
+                return Ok(false);
+            }
+            while let Some(left) = remaining(deadline) {
+                if stop() {
+                    return Ok(false);
+                }
+                std::thread::sleep(left.min(super::STOP_CHECK));
+            }
         }
     }
 }
@@ -720,15 +821,19 @@ impl Store for RedisStore {
         stop: &dyn Fn() -> bool,
     ) -> Result<bool> {
         let deadline = deadline_after(timeout);
-        let _waiting = Waiting::new(&self.wakeups, ft_token);
-        self.wakeups.ensure_running()?;
         let keys = [self.key("match", ft_token), self.key("settle", ft_token)];
+        let Some(waiting) = Waiting::new(&self.wakeups, ft_token) else {
+            return self.poll_matched(&keys, deadline, stop);
+        };
+        let _waiting = waiting?;
         let mut checked: Option<u64> = None;
         loop {
             // Check the store whenever the subscription (re)started since the last check:
             // a wake-up published before it was active would be missed otherwise.
             let generation = {
-                let mut s = self.wakeups.lock();
+                let Some(mut s) = self.wakeups.lock() else {
+                    return self.poll_matched(&keys, deadline, stop);
+                };
                 loop {
                     if s.woken.contains(ft_token) {
                         return Ok(true);

@@ -2,7 +2,7 @@
 
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, TryLockError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use ureq::http::Uri;
@@ -92,27 +92,17 @@ impl Pool {
             return self.agent.lock().unwrap_or_else(|p| p.into_inner()).clone();
         }
         // A forked child. The lock may have been held at the fork by a thread that does not
-        // exist here, so never block on it: after a short try, use an agent of this call's own.
-        let start = Instant::now();
-        loop {
-            let mut guard = match self.agent.try_lock() {
-                Ok(g) => g,
-                Err(TryLockError::Poisoned(p)) => p.into_inner(),
-                Err(TryLockError::WouldBlock) => {
-                    if start.elapsed() < Duration::from_millis(50) {
-                        std::thread::sleep(Duration::from_millis(1));
-                        continue;
-                    }
-                    return new_agent(&self.settings);
-                }
-            };
-            if self.owner.load(Ordering::Acquire) != generation {
-                // Forgotten, not dropped: closing could write to the parent's TLS sessions.
-                std::mem::forget(std::mem::replace(&mut *guard, new_agent(&self.settings)));
-                self.owner.store(generation, Ordering::Release);
-            }
-            return guard.clone();
+        // exist here, so never block on it: if it stays held, use an agent of this call's own.
+        let Some(mut guard) = crate::fork::lock_inherited(&self.agent, &self.owner, generation)
+        else {
+            return new_agent(&self.settings);
+        };
+        if self.owner.load(Ordering::Acquire) != generation {
+            // Forgotten, not dropped: closing could write to the parent's TLS sessions.
+            std::mem::forget(std::mem::replace(&mut *guard, new_agent(&self.settings)));
+            self.owner.store(generation, Ordering::Release);
         }
+        guard.clone()
     }
 }
 
@@ -869,6 +859,35 @@ mod tests {
         }
         let samples: std::collections::HashSet<_> = (0..32).map(|_| backoff(3)).collect();
         assert!(samples.len() > 1, "jitter must vary");
+    }
+
+    /// A child forked while a thread held the pool's lock gets an agent of its own at once,
+    /// instead of blocking on a lock whose holder was not copied.
+    #[cfg(unix)]
+    #[test]
+    fn a_child_never_blocks_on_the_pool_lock_fork_caught_held() {
+        let config = Config::builder("http://127.0.0.1:9")
+            .hmac_auth("a", "s")
+            .build()
+            .unwrap();
+        let client = Client::new(config).unwrap();
+        let pool = &client.inner.pool;
+        let hold = |held: &dyn Fn()| {
+            let _guard = pool.agent.lock();
+            held();
+        };
+        let answer = crate::fork::testing::in_child(Some(&hold), || {
+            let start = Instant::now();
+            drop(pool.agent());
+            drop(pool.agent());
+            format!("two agents in {} ms", start.elapsed().as_millis())
+        })
+        .unwrap();
+        let ms: u64 = answer["two agents in ".len()..]
+            .trim_end_matches(" ms")
+            .parse()
+            .unwrap();
+        assert!(ms < 1000, "{answer}");
     }
 
     #[test]

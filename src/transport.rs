@@ -168,7 +168,7 @@ fn connect_one(addr: SocketAddr, deadline: Option<Instant>) -> io::Result<TcpStr
 
     use socket2::{Domain, Protocol, Socket, Type};
 
-    // socket2 sets close-on-exec; a plain fork is handled by the client's pid check.
+    // socket2 sets close-on-exec; a plain fork is handled by the client's fork generation check.
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_nonblocking(true)?;
     match socket.connect(&addr.into()) {

@@ -119,8 +119,9 @@ pub(crate) mod testing {
                 held_rx.recv().unwrap();
             }
             let mut fds = [0; 2];
-            // SAFETY: a valid array of two descriptors.
-            assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+            // SAFETY: a valid array of two descriptors. Close-on-exec: a redis-server another test
+            // starts meanwhile must not hold the write end, or the read below waits for its exit.
+            assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
             // SAFETY: the child only runs `f` (the code under test) and writes to the pipe, then
             // leaves with _exit, never through the test harness.
             let pid = unsafe { libc::fork() };
@@ -136,6 +137,7 @@ pub(crate) mod testing {
             }
             // SAFETY: the parent's copy of the write end; the read end is owned here.
             unsafe { libc::close(fds[1]) };
+            // SAFETY: the read end, owned here alone from now on.
             let mut r = unsafe { std::fs::File::from_raw_fd(fds[0]) };
             let mut poll = libc::pollfd {
                 fd: fds[0],

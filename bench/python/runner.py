@@ -207,8 +207,9 @@ class Workers:
         self.share = [n // self.threads + (i < n % self.threads) for i in range(self.threads)]
         self.start.wait()
         self.done.wait()
-        if self.errors:
-            raise self.errors[0]
+        errors, self.errors = self.errors, []
+        if errors:
+            raise errors[0]
 
 
 def main() -> None:

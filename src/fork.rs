@@ -45,16 +45,26 @@ pub(crate) fn generation() -> u64 {
 /// not copy holds it (the HTTP pool's `Pool::agent` waits as long).
 const INHERITED_LOCK_WAIT: Duration = Duration::from_millis(50);
 
+/// Marks `owner` once a generation has given up on its lock. The holder was a thread `fork()` did
+/// not copy, so nothing in this process can ever release it: later calls fail at once instead
+/// of waiting [`INHERITED_LOCK_WAIT`] each. Generations count from 0 and the process-id fallback
+/// sets bit 63 only, so this bit never belongs to a generation.
+const GAVE_UP: u64 = 1 << 62;
+
 /// Locks `m`, whose state `owner` says belongs to another fork generation than `generation`
 /// (a forked child's first use of it), without ever blocking: a thread that does not exist in
 /// this process may have held it at the fork. `None` when it stays held for a short while and no
-/// thread of this generation took it meanwhile. The caller makes the state this generation's
-/// and stores `generation` in `owner` before releasing the guard.
+/// thread of this generation took it meanwhile, and from then on at once, for the rest of this
+/// generation. The caller makes the state this generation's and stores `generation` in `owner`
+/// before releasing the guard.
 pub(crate) fn lock_inherited<'a, T>(
     m: &'a Mutex<T>,
     owner: &AtomicU64,
     generation: u64,
 ) -> Option<MutexGuard<'a, T>> {
+    if owner.load(Ordering::Acquire) == generation | GAVE_UP {
+        return None;
+    }
     let start = Instant::now();
     loop {
         match m.try_lock() {
@@ -63,12 +73,26 @@ pub(crate) fn lock_inherited<'a, T>(
             Err(TryLockError::Poisoned(p)) => return Some(p.into_inner()),
             Err(TryLockError::WouldBlock) => {}
         }
-        if owner.load(Ordering::Acquire) == generation {
+        let seen = owner.load(Ordering::Acquire);
+        if seen == generation {
             // A thread of this process took it since: its holder is alive, so waiting ends.
             return Some(m.lock().unwrap_or_else(|e| e.into_inner()));
         }
-        if start.elapsed() >= INHERITED_LOCK_WAIT {
+        if seen == generation | GAVE_UP {
             return None;
+        }
+        if start.elapsed() >= INHERITED_LOCK_WAIT {
+            // Only if no thread of this generation took the lock since `seen` was read: that
+            // thread is alive and will release it.
+            return match owner.compare_exchange(
+                seen,
+                generation | GAVE_UP,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Err(now) if now == generation => Some(m.lock().unwrap_or_else(|e| e.into_inner())),
+                _ => None,
+            };
         }
         std::thread::sleep(Duration::from_millis(1));
     }
@@ -165,6 +189,59 @@ pub(crate) mod testing {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    /// Locks `m` on another thread, standing for one `fork()` did not copy, runs `f`, then
+    /// releases the lock.
+    fn while_held_elsewhere<R>(m: &Mutex<()>, f: impl FnOnce() -> R) -> R {
+        let (held_tx, held_rx) = std::sync::mpsc::channel();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        std::thread::scope(|s| {
+            s.spawn(move || {
+                let _g = m.lock().unwrap();
+                held_tx.send(()).unwrap();
+                let _ = release_rx.recv();
+            });
+            held_rx.recv().unwrap();
+            let r = f();
+            drop(release_tx);
+            r
+        })
+    }
+
+    #[test]
+    fn a_lock_given_up_on_is_never_waited_for_again_in_that_generation() {
+        let m = Mutex::new(());
+        let owner = AtomicU64::new(7);
+        let mine = 8;
+        let first = while_held_elsewhere(&m, || lock_inherited(&m, &owner, mine).is_none());
+        assert!(first, "a lock held throughout must be given up on");
+        // Free now (in a real child it never is): the give-up holds without a second wait,
+        // so a stuck child's calls fail at once instead of 50 ms each.
+        assert!(m.try_lock().is_ok());
+        assert!(lock_inherited(&m, &owner, mine).is_none());
+        // A child of this process is a new generation: it tries afresh.
+        assert!(lock_inherited(&m, &owner, mine + 1).is_some());
+    }
+
+    #[test]
+    fn a_lock_taken_by_a_thread_of_this_generation_is_waited_for() {
+        let m = Mutex::new(());
+        let owner = AtomicU64::new(7);
+        let mine = 8;
+        let guard = m.lock().unwrap();
+        // Its holder belongs to this generation (it recorded so): the lock will be released,
+        // however long that takes.
+        owner.store(mine, Ordering::Release);
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| lock_inherited(&m, &owner, mine).is_some());
+            std::thread::sleep(INHERITED_LOCK_WAIT * 2);
+            drop(guard);
+            assert!(waiter.join().unwrap());
+        });
+        assert_eq!(owner.load(Ordering::Acquire), mine);
+    }
+
     #[test]
     fn the_generation_is_stable_within_a_process() {
         let a = super::generation();

@@ -166,14 +166,13 @@ impl MemoryStore {
 
     /// The number of live codes (reserved or bound) of `len` digits.
     ///
-    /// # Panics
+    /// # Errors
     ///
-    /// In a forked child whose parent had a thread inside the store at the fork (every other
-    /// method returns that error instead of blocking forever).
-    pub fn live(&self, len: usize) -> usize {
-        let mut s = self.lock().unwrap_or_else(|e| panic!("{}", e.message()));
-        s.purge(self.clock.now());
-        s.live.get(len).copied().unwrap_or(0)
+    /// An [`Internal`](ErrorKind::Internal) error in a forked child whose parent had a thread
+    /// inside the store at the fork, as from every other method.
+    pub fn live(&self, len: usize) -> Result<usize> {
+        let s = self.now_locked()?;
+        Ok(s.live.get(len).copied().unwrap_or(0))
     }
 
     fn lock(&self) -> Result<MutexGuard<'_, State>> {
@@ -480,7 +479,7 @@ mod tests {
             store.reserve(&five, "u", 45_000, ttl).unwrap(),
             Reserve::Reserved(0)
         );
-        assert_eq!((store.live(4), store.live(5)), (1, 1));
+        assert_eq!((store.live(4).unwrap(), store.live(5).unwrap()), (1, 1));
         assert_bits_match(&store);
         // Candidates that are not codes of one length are refused.
         for bad in [
@@ -525,7 +524,7 @@ mod tests {
         for _ in 0..4500 {
             held.push(tracker.reserve(4, None).unwrap());
         }
-        assert_eq!(store.live(4), 4500);
+        assert_eq!(store.live(4).unwrap(), 4500);
         let e = tracker.reserve(4, None).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Exhausted);
         assert!(e.message().contains("4-digit"), "{e}");
@@ -541,7 +540,7 @@ mod tests {
         assert_bits_match(&store);
         // Once they expire, the whole half of the space is free again.
         clock.advance(Duration::from_secs(3600));
-        assert_eq!(store.live(4), 0);
+        assert_eq!(store.live(4).unwrap(), 0);
         assert_bits_match(&store);
         let again: HashSet<String> = (0..4500)
             .map(|_| tracker.reserve(4, None).unwrap().code().to_owned())
@@ -557,7 +556,7 @@ mod tests {
         let r = tracker.reserve(4, Some(1)).unwrap();
         tracker.bind(&r, "tok-1").unwrap();
         clock.advance(Duration::from_secs(119));
-        assert_eq!(store.live(4), 1);
+        assert_eq!(store.live(4).unwrap(), 1);
         let m = tracker
             .match_callback(&callback(r.code()))
             .unwrap()
@@ -569,7 +568,7 @@ mod tests {
         // Gone: no match, no matched flag, the count dropped.
         assert_eq!(tracker.match_callback(&callback(r.code())).unwrap(), None);
         assert!(!store.wait_matched("tok-1", Duration::ZERO).unwrap());
-        assert_eq!(store.live(4), 0);
+        assert_eq!(store.live(4).unwrap(), 0);
         let s = store.lock().unwrap();
         assert!(s.codes.is_empty() && s.expiries.is_empty() && s.matched.is_empty());
         assert!(s.settled.is_empty());
@@ -597,7 +596,11 @@ mod tests {
         let e = tracker.bind(&old, "tok-old").unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Timeout);
         tracker.release(&old).unwrap();
-        assert_eq!(store.live(4), 1, "release must not free another's code");
+        assert_eq!(
+            store.live(4).unwrap(),
+            1,
+            "release must not free another's code"
+        );
         assert!(store.bind(old.code(), "other", "tok-new").unwrap());
         let m = tracker.match_callback(&callback(old.code())).unwrap();
         assert_eq!(m.unwrap().ft_token, "tok-new");
@@ -658,7 +661,7 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(store.wait_matched("tok-h", Duration::MAX).unwrap());
-        assert_eq!(store.live(4), 1);
+        assert_eq!(store.live(4).unwrap(), 1);
     }
 
     #[test]
@@ -706,7 +709,7 @@ mod tests {
             };
             let answer = crate::fork::testing::in_child(Some(&hold), || {
                 let start = Instant::now();
-                match store.lookup(&code) {
+                let first = match store.lookup(&code) {
                     Ok(l) => format!("answered {l:?}"),
                     Err(e) => format!(
                         "{:?} in {} ms: {}",
@@ -714,11 +717,16 @@ mod tests {
                         start.elapsed().as_millis(),
                         e.message()
                     ),
-                }
+                };
+                // Every method answers so, `live` included (it once panicked here).
+                let live = store.live(4).map_err(|e| e.kind());
+                format!("{first} / live: {live:?}")
             })
             .unwrap();
             assert!(
-                answer.starts_with("Internal in ") && answer.contains("did not survive fork()"),
+                answer.starts_with("Internal in ")
+                    && answer.contains("did not survive fork()")
+                    && answer.ends_with(" / live: Err(Internal)"),
                 "{answer}"
             );
             let ms: u64 = answer["Internal in ".len()..]
@@ -747,7 +755,7 @@ mod tests {
                 10,
                 Duration::from_secs(60),
             );
-            format!("{first:?} {again:?} {}", store.live(4))
+            format!("{first:?} {again:?} {}", store.live(4).unwrap())
         })
         .unwrap();
         let expected_second = if code == "1234" { 1 } else { 0 };
@@ -756,6 +764,6 @@ mod tests {
             format!("Ok(Reserved) Ok(Reserved({expected_second})) 2")
         );
         // The child's reservation was in its copy only.
-        assert_eq!(store.live(4), 1);
+        assert_eq!(store.live(4).unwrap(), 1);
     }
 }

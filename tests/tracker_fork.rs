@@ -4,6 +4,8 @@
 
 #![cfg(all(feature = "redis", unix))]
 
+#[path = "support/fork_child.rs"]
+mod fork_child;
 mod support;
 mod tracker_support;
 
@@ -99,66 +101,14 @@ fn forked_workers_never_share_a_connection() {
 
 /// Forks while a helper thread holds one of `store`'s locks (the pool's when `pool`, else the
 /// wake-ups'), runs `f` in the child and returns what it wrote to a pipe; `Err` when the child
-/// did not answer within 5 s (it is then killed): the hang an inherited lock would cause.
+/// did not answer within 5 s: the hang an inherited lock would cause.
 fn in_child_with_lock_held(
     store: &RedisStore,
     pool: bool,
     f: impl FnOnce() -> String,
 ) -> Result<String, String> {
-    use std::io::{Read, Write};
-    use std::os::fd::FromRawFd;
-    let (held_tx, held_rx) = std::sync::mpsc::channel();
-    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
-    std::thread::scope(|scope| {
-        scope.spawn(move || {
-            store.with_lock_held(pool, || {
-                held_tx.send(()).unwrap();
-                let _ = release_rx.recv();
-            })
-        });
-        held_rx.recv().unwrap();
-        let mut fds = [0; 2];
-        // SAFETY: a valid array of two descriptors. Close-on-exec: a redis-server another test
-        // starts meanwhile must not hold the write end, or the read below waits for its exit.
-        assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
-        // SAFETY: the child only runs `f` (the store's own code) and writes to the pipe, then
-        // leaves with _exit, never through the test harness.
-        let pid = unsafe { libc::fork() };
-        assert!(pid >= 0, "fork failed");
-        if pid == 0 {
-            let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
-                .unwrap_or_else(|_| "the child panicked".into());
-            // SAFETY: the write end, owned by this child alone.
-            let mut w = unsafe { std::fs::File::from_raw_fd(fds[1]) };
-            let ok = w.write_all(out.as_bytes()).is_ok();
-            // SAFETY: ends the child at once, without the parent's destructors.
-            unsafe { libc::_exit(if ok { 0 } else { 1 }) };
-        }
-        // SAFETY: the parent's copy of the write end; the read end is owned here.
-        unsafe { libc::close(fds[1]) };
-        // SAFETY: the read end, owned here alone from now on.
-        let mut r = unsafe { std::fs::File::from_raw_fd(fds[0]) };
-        let mut poll = libc::pollfd {
-            fd: fds[0],
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd.
-        let answer = if unsafe { libc::poll(&mut poll, 1, 5000) } == 1 {
-            let mut text = String::new();
-            r.read_to_string(&mut text).unwrap();
-            Ok(text)
-        } else {
-            // SAFETY: our own child.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-            Err("the child hung".to_string())
-        };
-        let mut status = 0;
-        // SAFETY: waits for the child forked above.
-        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
-        drop(release_tx);
-        answer
-    })
+    let hold = |held: &dyn Fn()| store.with_lock_held(pool, held);
+    fork_child::in_child(Some(&hold), f)
 }
 
 /// A fork that catches a thread inside the pool's lock: the child's calls still work (on

@@ -55,6 +55,17 @@ impl fmt::Debug for Callback {
     }
 }
 
+/// The fields' wire names, in the order of `Callback`'s fields (and of fotp_callback_fields()).
+pub(crate) const FIELD_NAMES: [&str; 7] = [
+    "mobile",
+    "sender",
+    "sendTime",
+    "code",
+    "content",
+    "deliverTime",
+    "err",
+];
+
 /// simdutf8 picks its SIMD routine on first use and caches it in an atomic pointer. Kept out of
 /// line so that helgrind, which cannot see atomics, can be told about that pointer by this name
 /// alone (tests/stress/helgrind.supp) while races in the rest of parsing are still reported.
@@ -111,15 +122,6 @@ fn parse(body: &[u8]) -> Result<Callback> {
             body.len()
         )));
     }
-    const NAMES: [&str; 7] = [
-        "mobile",
-        "sender",
-        "sendTime",
-        "code",
-        "content",
-        "deliverTime",
-        "err",
-    ];
     // One UTF-8 check of the whole body, instead of one per string inside the parser.
     let text = check_utf8(body).map_err(|e| {
         Error::decode(format!(
@@ -129,7 +131,7 @@ fn parse(body: &[u8]) -> Result<Callback> {
     })?;
     let mut de = serde_json::Deserializer::from_str(text);
     let [mobile, sender, send_time, code, content, deliver_time, err] = de
-        .deserialize_map(StrFields::new(&NAMES))
+        .deserialize_map(StrFields::new(&FIELD_NAMES))
         .and_then(|v| de.end().map(|()| v))
         .map_err(|e| Error::decode(format!("invalid callback body: {e}")))?;
     let required = |v: Option<Cow<'_, str>>, name: &str| -> Result<String> {

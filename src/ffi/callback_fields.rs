@@ -7,19 +7,8 @@
 use std::ffi::c_char;
 
 use super::{boundary, null_arg, try_out, FfiResult};
-use crate::callback::parse_callback;
+use crate::callback::{parse_callback, FIELD_NAMES};
 use crate::error::{Error, ErrorKind};
-
-/// The fields' names, in the order of fotp_callback_fields() (for error messages).
-const NAMES: [&str; 7] = [
-    "mobile",
-    "sender",
-    "sendTime",
-    "code",
-    "content",
-    "deliverTime",
-    "err",
-];
 
 /// Parses a callback body like fotp_callback_parse() (the same rules and errors), writing its
 /// fields into the caller's memory instead of making an object: nothing to free afterwards.
@@ -67,7 +56,7 @@ pub unsafe extern "C" fn fotp_callback_parse_into(
         // Everything is checked before the first byte is written.
         let mut need = 0usize;
         let mut mask = 0u32;
-        for (i, (field, name)) in fields.iter().zip(NAMES).enumerate() {
+        for (i, (field, name)) in fields.iter().zip(FIELD_NAMES).enumerate() {
             if let Some(s) = field {
                 if s.as_bytes().contains(&0) {
                     // As fotp_callback_parse(): a C string cannot carry it, never truncate.

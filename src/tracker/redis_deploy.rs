@@ -5,19 +5,23 @@
 //!   the redis crate's cluster client follows MOVED/ASK and topology changes;
 //! - `redis+sentinel://[user:password@]host:port[,host:port]...[/service]`: the primary the
 //!   Sentinels name `service` (default `mymaster`), asked again on every new connection, so a
-//!   promoted replica is found after a failover. The credentials are the primary's.
+//!   promoted replica is found after a failover. The credentials are the primary's. Each
+//!   Sentinel is asked in turn, the first to name a node whose `ROLE` says master wins (the
+//!   Redis "Sentinel client" guidelines), all within the new connection's time limit.
 //!
 //! The store's keys are laid out for the deployment by [`Deployment::prefix`]: on a cluster,
 //! every key of a namespace carries the hash tag `{namespace}`, so every script touches one slot.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redis::cluster::{ClusterClient, ClusterConnection};
-use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
-use redis::{Connection, ConnectionLike, IntoConnectionInfo, RedisResult};
+use redis::{
+    ConnectionAddr, ConnectionInfo, ConnectionLike, FromRedisValue, IntoConnectionInfo,
+    RedisConnectionInfo, RedisError, RedisResult, Role,
+};
 
+use super::redis_store::interrupted;
+use super::{deadline_after, remaining};
 use crate::error::{Error, Result};
 
 const CLUSTER_SCHEME: &str = "redis+cluster://";
@@ -43,55 +47,139 @@ pub(super) enum Deployment {
     Sentinel(Sentinels),
 }
 
-/// The Sentinel client of this process: the crate's client caches its connections to the
-/// Sentinels, which a forked child must not share with its parent (fork generation check).
+/// The Sentinels of a `redis+sentinel://` URL, asked on every new connection (nothing cached,
+/// so nothing for a forked child to inherit).
 pub(super) struct Sentinels {
-    nodes: Vec<String>,
+    /// Each Sentinel, with its `host:port` as the URL lists it (errors name it so: the URL's
+    /// credentials are the primary's and never shown).
+    nodes: Vec<(String, ConnectionInfo)>,
     service: String,
-    info: SentinelNodeConnectionInfo,
-    /// The fork generation that last took `client` (read without the lock: it is held while
-    /// the Sentinels are asked, and a forked child must not block on it).
-    owner: AtomicU64,
-    /// The client and the fork generation that made it.
-    client: Mutex<Option<(u64, SentinelClient)>>,
+    /// The primary's credentials and database.
+    primary: RedisConnectionInfo,
 }
 
 impl Sentinels {
-    /// The current primary, as the Sentinels name it (the crate checks its ROLE).
-    fn primary(&self) -> RedisResult<redis::Client> {
-        let generation = crate::fork::generation();
-        let mut guard = if self.owner.load(Ordering::Acquire) == generation {
-            self.client.lock().unwrap_or_else(|e| e.into_inner())
-        } else {
-            match crate::fork::lock_inherited(&self.client, &self.owner, generation) {
-                Some(g) => {
-                    self.owner.store(generation, Ordering::Release);
-                    g
-                }
-                // Held by a thread fork() did not copy: a client of this call's own.
-                None => return self.build()?.get_client(),
+    /// A connection to the current primary, all within `limit`. Each Sentinel gets an equal
+    /// share of the time left, so one that hangs leaves time for the next.
+    fn primary(&self, limit: Duration) -> RedisResult<redis::Connection> {
+        let deadline = deadline_after(limit);
+        let mut failures = Vec::with_capacity(self.nodes.len());
+        for (i, (name, sentinel)) in self.nodes.iter().enumerate() {
+            let left = u32::try_from(self.nodes.len() - i).unwrap_or(u32::MAX);
+            let Some(time) = remaining(deadline) else {
+                failures.push(format!("{name}: not asked, no time left"));
+                continue;
+            };
+            match self.ask(sentinel, deadline_after(time / left)) {
+                Ok(Ok(con)) => return Ok(con),
+                Ok(Err(why)) => failures.push(format!("{name}: {why}")),
+                Err(e) => return Err(e),
             }
-        };
-        let client = match &mut *guard {
-            Some((g, c)) if *g == generation => c,
-            slot => &mut slot.insert((generation, self.build()?)).1,
-        };
-        client.get_client()
+        }
+        Err(RedisError::from((
+            redis::ErrorKind::MasterNameNotFoundBySentinel,
+            "no Sentinel named a primary",
+            format!("service {:?}: {}", self.service, failures.join("; ")),
+        )))
     }
 
-    fn build(&self) -> RedisResult<SentinelClient> {
-        SentinelClient::build(
-            self.nodes.clone(),
-            self.service.clone(),
-            Some(self.info.clone()),
-            SentinelServerType::Master,
-        )
+    /// Asks one Sentinel by `deadline`: a connection to the primary it names, checked with
+    /// `ROLE`; `Ok(Err(why))` when this Sentinel gave none (the next may); `Err` ends the search:
+    /// a signal (the caller retries) or credentials the primary refused (every node has them).
+    fn ask(&self, sentinel: &ConnectionInfo, deadline: Instant) -> RedisResult<Asked> {
+        let named = open_by(sentinel, deadline).and_then(|mut con| {
+            let mut cmd = redis::cmd("SENTINEL");
+            cmd.arg("GET-MASTER-ADDR-BY-NAME").arg(&self.service);
+            query_by::<Option<(String, u16)>>(&cmd, &mut con, deadline)
+        });
+        let (host, port) = match named {
+            Ok(Some(addr)) => addr,
+            Ok(None) => return Ok(Err(format!("knows no service {:?}", self.service))),
+            Err(e) => return next_or_stop(e, String::new()),
+        };
+        let info = ConnectionInfo {
+            addr: ConnectionAddr::Tcp(host.clone(), port),
+            redis: self.primary.clone(),
+        };
+        let checked = open_by(&info, deadline).and_then(|mut con| {
+            let role = query_by::<Role>(&redis::cmd("ROLE"), &mut con, deadline)?;
+            Ok((con, role))
+        });
+        match checked {
+            Ok((con, Role::Primary { .. })) => Ok(Ok(con)),
+            // A Sentinel whose view is stale (or wrong): the next one may know better.
+            Ok((_, Role::Replica { .. })) => Ok(Err(format!(
+                "names {host}:{port}, which is a replica, not a primary"
+            ))),
+            Ok((_, Role::Sentinel { .. })) => Ok(Err(format!(
+                "names {host}:{port}, which is a Sentinel, not a primary"
+            ))),
+            Err(e) => next_or_stop(e, format!("names {host}:{port}, which failed: ")),
+        }
     }
+}
+
+/// What one Sentinel gave: a connection to the primary, or why not.
+type Asked = std::result::Result<redis::Connection, String>;
+
+/// A Sentinel's failure `e` (after `context`) as the reason to ask the next one, unless it
+/// ends the search (see [`Sentinels::ask`]).
+fn next_or_stop(e: RedisError, context: String) -> RedisResult<Asked> {
+    if interrupted(&e) || e.kind() == redis::ErrorKind::AuthenticationFailed {
+        return Err(e);
+    }
+    if e.is_timeout() {
+        // Rather than the system's text for a read time-out ("Resource temporarily unavailable").
+        return Ok(Err(format!("{context}no answer in time")));
+    }
+    Ok(Err(format!("{context}{e}")))
+}
+
+/// `part` of the time left until `deadline`, or a time-out error: never zero, which would
+/// mean no time-out at all to a socket.
+fn time_left(deadline: Instant, part: u32) -> RedisResult<Duration> {
+    let t = remaining(deadline).map(|t| t / part.max(1));
+    t.filter(|t| !t.is_zero()).ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "no answer within the time limit",
+        )
+        .into()
+    })
+}
+
+/// A connection to `info` opened (handshake included) by `deadline`.
+fn open_by(info: &ConnectionInfo, deadline: Instant) -> RedisResult<redis::Connection> {
+    // The crate's handshake waits for each of its answers up to the whole time-out it is given
+    // (a silent server costs that many time-outs): each gets its share.
+    let limit = time_left(deadline, handshake_answers(&info.redis))?;
+    redis::Client::open(info.clone())?.get_connection_with_timeout(limit)
+}
+
+/// How many answers the crate's handshake reads at most: CLIENT SETINFO twice, AUTH (HELLO
+/// under RESP3) and SELECT when needed, all again when AUTH with a user name is refused as
+/// too many arguments (a server older than ACLs).
+fn handshake_answers(redis: &RedisConnectionInfo) -> u32 {
+    let auth = redis.password.is_some() || redis.protocol != redis::ProtocolVersion::RESP2;
+    let once = 2 + u32::from(auth) + u32::from(redis.db != 0);
+    once * if redis.username.is_some() { 2 } else { 1 }
+}
+
+/// `cmd`'s answer on `con`, sent and read by `deadline`.
+fn query_by<T: FromRedisValue>(
+    cmd: &redis::Cmd,
+    con: &mut redis::Connection,
+    deadline: Instant,
+) -> RedisResult<T> {
+    let t = time_left(deadline, 1)?;
+    con.set_read_timeout(Some(t))?;
+    con.set_write_timeout(Some(t))?;
+    cmd.query(con)
 }
 
 /// A command connection to the deployment.
 pub(super) enum Conn {
-    Single(Connection),
+    Single(redis::Connection),
     Cluster(ClusterConnection),
 }
 
@@ -100,19 +188,6 @@ impl Conn {
         match self {
             Conn::Single(c) => c,
             Conn::Cluster(c) => c,
-        }
-    }
-
-    fn set_timeouts(&self, read: Duration, write: Duration) -> RedisResult<()> {
-        match self {
-            Conn::Single(c) => {
-                c.set_read_timeout(Some(read))?;
-                c.set_write_timeout(Some(write))
-            }
-            Conn::Cluster(c) => {
-                c.set_read_timeout(Some(read))?;
-                c.set_write_timeout(Some(write))
-            }
         }
     }
 }
@@ -164,28 +239,17 @@ impl Deployment {
                 s => s,
             };
             // The crate decodes percent-escapes of the credentials in a URL of its own.
-            let primary = format!("redis://{userinfo}127.0.0.1/")
-                .into_connection_info()
-                .map_err(|e| bad(e.category()))?;
-            let info = SentinelNodeConnectionInfo {
-                tls_mode: None,
-                redis_connection_info: Some(primary.redis),
-            };
-            let nodes: Vec<String> = hosts.iter().map(|h| format!("redis://{h}/")).collect();
-            // Built once here so that a bad node shows now.
-            SentinelClient::build(
-                nodes.clone(),
-                service.to_owned(),
-                Some(info.clone()),
-                SentinelServerType::Master,
-            )
-            .map_err(|e| bad(e.category()))?;
+            let info = |url: String| url.into_connection_info().map_err(|e| bad(e.category()));
+            let primary = info(format!("redis://{userinfo}127.0.0.1/"))?.redis;
+            // Parsed here, so that a bad node shows now.
+            let nodes = hosts
+                .iter()
+                .map(|h| Ok((h.to_string(), info(format!("redis://{h}/"))?)))
+                .collect::<Result<Vec<_>>>()?;
             return Ok(Deployment::Sentinel(Sentinels {
                 nodes,
                 service: service.to_owned(),
-                info,
-                owner: AtomicU64::new(crate::fork::generation()),
-                client: Mutex::new(None),
+                primary,
             }));
         }
         let client = redis::Client::open(url).map_err(|e| bad(e.category()))?;
@@ -209,32 +273,43 @@ impl Deployment {
         }
     }
 
-    /// Opens a command connection within `limit`.
+    /// Opens a command connection within `limit` (the cluster client's own connection time-out
+    /// is the one given to [`Deployment::open`]), with these read and write time-outs.
     pub(super) fn connect(
         &self,
         limit: Duration,
         read: Duration,
         write: Duration,
     ) -> RedisResult<Conn> {
-        let con = match self {
-            Deployment::Single(c) => Conn::Single(c.get_connection_with_timeout(limit)?),
-            Deployment::Cluster { client, .. } => Conn::Cluster(client.get_connection()?),
-            Deployment::Sentinel(_) => {
-                Conn::Single(self.node(0)?.get_connection_with_timeout(limit)?)
-            }
+        let Deployment::Cluster { client, .. } = self else {
+            return Ok(Conn::Single(self.node(0, limit, read, write)?));
         };
-        con.set_timeouts(read, write)?;
-        Ok(con)
+        let con = client.get_connection()?;
+        con.set_read_timeout(Some(read))?;
+        con.set_write_timeout(Some(write))?;
+        Ok(Conn::Cluster(con))
     }
 
-    /// A single-node client for the subscriber; `attempt` rotates through a cluster's seeds.
-    pub(super) fn node(&self, attempt: usize) -> RedisResult<redis::Client> {
-        match self {
-            Deployment::Single(c) => Ok(c.clone()),
-            Deployment::Cluster { seeds, .. } => Ok(seeds[attempt % seeds.len()].clone()),
-            // Asks the Sentinels for the current primary (and checks its ROLE).
-            Deployment::Sentinel(s) => s.primary(),
-        }
+    /// Opens a connection to one node within `limit`, with these read and write time-outs: the
+    /// server, the primary the Sentinels name, or (for the subscriber) a cluster seed that
+    /// `attempt` rotates through.
+    pub(super) fn node(
+        &self,
+        attempt: usize,
+        limit: Duration,
+        read: Duration,
+        write: Duration,
+    ) -> RedisResult<redis::Connection> {
+        let con = match self {
+            Deployment::Single(c) => c.get_connection_with_timeout(limit)?,
+            Deployment::Cluster { seeds, .. } => {
+                seeds[attempt % seeds.len()].get_connection_with_timeout(limit)?
+            }
+            Deployment::Sentinel(s) => s.primary(limit)?,
+        };
+        con.set_read_timeout(Some(read))?;
+        con.set_write_timeout(Some(write))?;
+        Ok(con)
     }
 
     /// Whether a connection may be talking to a node that is no longer the primary (a
@@ -278,75 +353,225 @@ fn split_multi(rest: &str) -> std::result::Result<(&str, Vec<&str>, &str), &'sta
 mod tests {
     use super::*;
 
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::mpsc;
+
     const T: Duration = Duration::from_secs(1);
 
-    fn config_error(url: &str) -> String {
-        let e = Deployment::open(url, T, T).err().expect(url);
-        assert_eq!(e.kind(), crate::ErrorKind::Config, "{url}: {e}");
-        e.to_string()
+    /// A server on 127.0.0.1 that accepts connections and never answers (a hung Sentinel); it
+    /// keeps them open for the life of the test process.
+    fn silent_server() -> u16 {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for s in listener.incoming() {
+                held.push(s);
+            }
+        });
+        port
     }
 
-    #[test]
-    fn the_url_names_the_deployment() {
-        let one = Deployment::open("redis://127.0.0.1:7/2", T, T).unwrap();
-        assert!(matches!(one, Deployment::Single(_)));
-        assert_eq!(one.prefix("shop").unwrap(), "shop:");
-        let c = Deployment::open(
-            "REDIS+CLUSTER://u:p%40ss@127.0.0.1:7001,127.0.0.1:7002",
-            T,
-            T,
-        )
-        .unwrap();
-        assert!(matches!(c, Deployment::Cluster { ref seeds, .. } if seeds.len() == 2));
-        assert_eq!(c.prefix("shop").unwrap(), "{shop}:");
-        assert!(c.prefix("a{b").is_err());
-        let s = Deployment::open(
-            "redis+sentinel://:pw@127.0.0.1:26379,127.0.0.1:26380/orders",
-            T,
-            T,
-        )
-        .unwrap();
-        assert!(matches!(s, Deployment::Sentinel(_)));
-        assert!(s.follows_primary());
-        assert_eq!(s.prefix("shop").unwrap(), "shop:");
+    /// Runs `f` on a thread: its answer, or a test failure when it has not returned within
+    /// 10 s (a hang fails the test rather than holding it).
+    fn within_10s<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(f());
+        });
+        rx.recv_timeout(Duration::from_secs(10))
+            .expect("no answer within 10 s: a hang")
     }
 
+    /// Reproduces the hang of the redis crate's Sentinel client (no time-out on a Sentinel's
+    /// connection): a command connection and the subscriber's both fail within their limit.
     #[test]
-    fn bad_urls_are_config_errors_without_the_password() {
-        for url in [
-            "redis+cluster://u:secret@127.0.0.1",
-            "redis+cluster://u:secret@127.0.0.1:7001/3",
-            "redis+cluster://u:secret@:7001",
-            "redis+sentinel://u:secret@127.0.0.1:0",
-            "redis+sentinel://u:secret@127.0.0.1:26379/a/b",
-            "http://u:secret@127.0.0.1:6379",
-        ] {
-            let msg = config_error(url);
-            assert!(!msg.contains("secret"), "{msg}");
-            assert!(msg.contains("redis+cluster://"), "{msg}");
+    fn a_sentinel_that_never_answers_is_an_error_not_a_hang() {
+        let port = silent_server();
+        let d = std::sync::Arc::new(sentinels(&[port], "mymaster"));
+        for subscriber in [false, true] {
+            let d = std::sync::Arc::clone(&d);
+            let started = Instant::now();
+            let e = within_10s(move || match subscriber {
+                false => d.connect(T, T, T).map(|_| ()),
+                true => d.node(0, T, T, T).map(|_| ()),
+            })
+            .unwrap_err();
+            assert!(started.elapsed() < Duration::from_secs(3), "{e}");
+            let msg = e.to_string();
+            assert!(
+                msg.contains(&format!("127.0.0.1:{port}: no answer in time")),
+                "{msg}"
+            );
         }
     }
 
-    /// A fork that catches a thread inside the Sentinel client's lock: the child asks the
-    /// Sentinels with a client of its own, and does not hang. No Sentinel listens on port 1, so
-    /// the answer is a connection error, at once.
+    /// A server on 127.0.0.1 that answers each command (its words) with `answer`'s RESP text.
+    fn fake_server(answer: impl Fn(&[String]) -> String + Send + Sync + 'static) -> u16 {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let answer = std::sync::Arc::new(answer);
+        std::thread::spawn(move || {
+            for s in listener.incoming().flatten() {
+                let answer = std::sync::Arc::clone(&answer);
+                std::thread::spawn(move || serve(s, &*answer));
+            }
+        });
+        port
+    }
+
+    /// Reads RESP commands (arrays of bulk strings) until the client leaves.
+    fn serve(s: TcpStream, answer: &dyn Fn(&[String]) -> String) -> Option<()> {
+        let mut r = BufReader::new(s.try_clone().ok()?);
+        let mut w = s;
+        let line = |r: &mut BufReader<TcpStream>, mark: char| -> Option<usize> {
+            let mut l = String::new();
+            r.read_line(&mut l).ok().filter(|&n| n > 0)?;
+            l.trim_end().strip_prefix(mark)?.parse().ok()
+        };
+        loop {
+            let n = line(&mut r, '*')?;
+            let mut words = Vec::with_capacity(n);
+            for _ in 0..n {
+                let mut word = vec![0; line(&mut r, '$')? + 2];
+                r.read_exact(&mut word).ok()?;
+                word.truncate(word.len() - 2);
+                words.push(String::from_utf8(word).ok()?);
+            }
+            w.write_all(answer(&words).as_bytes()).ok()?;
+        }
+    }
+
+    /// A fake Sentinel that names 127.0.0.1:`primary` for every service (or knows none).
+    fn fake_sentinel(primary: Option<u16>) -> u16 {
+        fake_server(move |cmd| match (cmd[0].as_str(), primary) {
+            ("SENTINEL", Some(p)) => format!(
+                "*2\r\n$9\r\n127.0.0.1\r\n${}\r\n{p}\r\n",
+                p.to_string().len()
+            ),
+            ("SENTINEL", None) => "*-1\r\n".into(),
+            _ => "+OK\r\n".into(),
+        })
+    }
+
+    const MASTER: &str = "*3\r\n$6\r\nmaster\r\n:0\r\n*0\r\n";
+    const REPLICA: &str =
+        "*5\r\n$5\r\nslave\r\n$9\r\n127.0.0.1\r\n:6379\r\n$9\r\nconnected\r\n:0\r\n";
+
+    /// A fake Redis node that answers `ROLE` with `role` and refuses every password.
+    fn fake_node(role: &'static str) -> u16 {
+        fake_server(move |cmd| match cmd[0].as_str() {
+            "ROLE" => role.into(),
+            "AUTH" => "-WRONGPASS invalid username-password pair\r\n".into(),
+            _ => "+OK\r\n".into(),
+        })
+    }
+
+    fn sentinels(ports: &[u16], service: &str) -> Deployment {
+        let nodes: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+        let url = format!("redis+sentinel://{}/{service}", nodes.join(","));
+        Deployment::open(&url, T, T).unwrap()
+    }
+
+    /// The role of the node a new connection of `d` talks to, within `limit`.
+    fn role_within(d: Deployment, limit: Duration) -> RedisResult<Role> {
+        within_10s(move || {
+            let mut con = d.connect(limit, T, T)?;
+            redis::cmd("ROLE").query(con.like())
+        })
+    }
+
+    #[test]
+    fn a_hung_sentinel_leaves_time_for_the_next() {
+        let good = fake_sentinel(Some(fake_node(MASTER)));
+        let limit = Duration::from_secs(2);
+        let started = Instant::now();
+        let role = role_within(sentinels(&[silent_server(), good], "mymaster"), limit);
+        assert!(matches!(role, Ok(Role::Primary { .. })), "{role:?}");
+        assert!(started.elapsed() < limit + T, "{:?}", started.elapsed());
+    }
+
+    #[test]
+    fn a_sentinel_naming_a_replica_is_skipped_for_the_next() {
+        let stale = fake_sentinel(Some(fake_node(REPLICA)));
+        let good = fake_sentinel(Some(fake_node(MASTER)));
+        let role = role_within(sentinels(&[stale, good], "mymaster"), T);
+        assert!(matches!(role, Ok(Role::Primary { .. })), "{role:?}");
+        // With no Sentinel left, the error says which named what.
+        let replica = fake_node(REPLICA);
+        let stale = fake_sentinel(Some(replica));
+        let e = role_within(sentinels(&[stale], "mymaster"), T).unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.contains(&format!(
+                "127.0.0.1:{stale}: names 127.0.0.1:{replica}, which is a replica"
+            )),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn a_sentinel_that_knows_no_such_service_says_so() {
+        let unaware = fake_sentinel(None);
+        let e = role_within(sentinels(&[unaware], "orders"), T).unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.contains(&format!("127.0.0.1:{unaware}: knows no service \"orders\"")),
+            "{msg}"
+        );
+    }
+
+    /// Through the store: a network error that names the Sentinels by host:port, never the
+    /// password, within the store's connect time-out (3 s).
+    #[test]
+    fn failed_sentinels_are_a_network_error_without_the_password() {
+        let silent = silent_server();
+        let closed = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let url = format!("redis+sentinel://u:secret@127.0.0.1:{silent},127.0.0.1:{closed}/o");
+        let started = Instant::now();
+        let e =
+            within_10s(move || super::super::RedisStore::open(&url, "ns").map(|_| ())).unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(5), "{e}");
+        assert_eq!(e.kind(), crate::ErrorKind::Network, "{e}");
+        let msg = e.to_string();
+        assert!(!msg.contains("secret"), "{msg}");
+        assert!(msg.contains(&format!("127.0.0.1:{silent}: ")), "{msg}");
+        assert!(msg.contains(&format!("127.0.0.1:{closed}: ")), "{msg}");
+    }
+
+    /// A primary that refuses the URL's password ends the search: the store's start says the
+    /// credentials were refused (a config error), as on one server.
+    #[test]
+    fn a_primary_refusing_the_password_is_a_config_error_at_start() {
+        let sentinel = fake_sentinel(Some(fake_node(MASTER)));
+        let url = format!("redis+sentinel://:secret@127.0.0.1:{sentinel}/mymaster");
+        let e =
+            within_10s(move || super::super::RedisStore::open(&url, "ns").map(|_| ())).unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::Config, "{e}");
+        assert!(e.to_string().contains("refused the credentials"), "{e}");
+        assert!(!e.to_string().contains("secret"), "{e}");
+    }
+
+    /// Asking the Sentinels keeps no state: a child forked while a thread of its parent waits
+    /// for a Sentinel asks them itself, within its own limit.
     #[cfg(unix)]
     #[test]
-    fn a_child_asks_the_sentinels_when_fork_catches_their_lock() {
-        let d = Deployment::open("redis+sentinel://127.0.0.1:1/orders", T, T).unwrap();
-        let Deployment::Sentinel(s) = &d else {
-            panic!("not a Sentinel deployment")
-        };
-        let hold = |held: &dyn Fn()| {
-            let _guard = s.client.lock();
-            held();
-        };
-        let answer = crate::fork::testing::in_child(Some(&hold), || match d.node(0) {
+    fn a_child_forked_during_a_search_asks_the_sentinels_itself() {
+        let d = std::sync::Arc::new(sentinels(&[silent_server()], "mymaster"));
+        let parent = std::sync::Arc::clone(&d);
+        let searching = std::thread::spawn(move || parent.connect(T * 3, T, T).is_err());
+        std::thread::sleep(Duration::from_millis(200));
+        let answer = crate::fork::testing::in_child(None, || match d.connect(T, T, T) {
             Ok(_) => "a primary".to_string(),
             Err(e) => format!("error: {e}"),
         })
         .unwrap();
         assert!(answer.starts_with("error: "), "{answer}");
-        assert!(d.node(0).is_err());
+        assert!(searching.join().unwrap());
     }
 }

@@ -291,7 +291,7 @@ impl RedisStore {
     }
 }
 
-fn interrupted(e: &redis::RedisError) -> bool {
+pub(super) fn interrupted(e: &redis::RedisError) -> bool {
     e.kind() == redis::ErrorKind::IoError && e.to_string().ends_with(EINTR_TEXT)
 }
 
@@ -319,8 +319,9 @@ fn remaining(deadline: Instant) -> Option<Duration> {
         .filter(|d| !d.is_zero())
 }
 
-/// Opens a connection within `deadline`, retrying a handshake a signal interrupted.
-fn connect(deployment: &Deployment, deadline: Instant, read_timeout: Duration) -> Result<Conn> {
+/// Opens a connection within `deadline` (`open` gets the time it may take), retrying a
+/// handshake a signal interrupted.
+fn connect<C>(deadline: Instant, open: impl Fn(Duration) -> RedisResult<C>) -> Result<C> {
     loop {
         let limit = remaining(deadline)
             .ok_or_else(|| {
@@ -330,7 +331,7 @@ fn connect(deployment: &Deployment, deadline: Instant, read_timeout: Duration) -
                 )
             })?
             .min(CONNECT_TIMEOUT);
-        match deployment.connect(limit, read_timeout, COMMAND_TIMEOUT) {
+        match open(limit) {
             Ok(c) => return Ok(c),
             Err(e) if interrupted(&e) => {}
             Err(e) => return Err(store_error(e)),
@@ -399,11 +400,19 @@ impl Pool {
     /// A connection of this call's own, not pooled: the pool's lock stays held by a thread
     /// that `fork()` did not copy.
     fn unpooled(&self, deadline: Instant) -> Result<Lease> {
-        let con = connect(&self.deployment, deadline, COMMAND_TIMEOUT)?;
+        let con = self.open(deadline)?;
         Ok(Lease {
             con,
             fresh: true,
             owner: None,
+        })
+    }
+
+    /// A new command connection, opened within `deadline`.
+    fn open(&self, deadline: Instant) -> Result<Conn> {
+        connect(deadline, |limit| {
+            self.deployment
+                .connect(limit, COMMAND_TIMEOUT, COMMAND_TIMEOUT)
         })
     }
 
@@ -428,7 +437,7 @@ impl Pool {
             if s.open < MAX_CONNECTIONS {
                 s.open += 1;
                 drop(s);
-                return match connect(&self.deployment, deadline, COMMAND_TIMEOUT) {
+                return match self.open(deadline) {
                     Ok(con) => Ok(Lease {
                         con,
                         fresh: true,
@@ -606,15 +615,12 @@ impl Wakeups {
             .attempts
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         // One node (the primary under Sentinel, a seed on a cluster): a published wake-up
-        // reaches every node of a deployment (replication, cluster bus).
-        let node = self.deployment.node(attempt).map_err(store_error)?;
-        let mut con = connect(&Deployment::Single(node), deadline, SUBSCRIBER_TICK)?;
-        let Conn::Single(ref mut con) = con else {
-            return Err(Error::new(
-                ErrorKind::Internal,
-                "a subscriber needs one node",
-            ));
-        };
+        // reaches every node of a deployment (replication, cluster bus). Under Sentinel, asking
+        // for the primary is bounded as a command connection's is.
+        let mut con = connect(deadline, |limit| {
+            self.deployment
+                .node(attempt, limit, SUBSCRIBER_TICK, COMMAND_TIMEOUT)
+        })?;
         let mut sub = con.as_pubsub();
         loop {
             match sub.subscribe(&self.channel) {

@@ -163,7 +163,9 @@ mod tests {
         let mine = 8;
         let guard = m.lock().unwrap();
         // Its holder belongs to this generation (it recorded so): the lock will be released,
-        // however long that takes.
+        // however long that takes. (Recorded before the waiter starts, so that a loaded machine
+        // cannot make the waiter give up first; the race in which the record lands just before
+        // the give-up is what `lock_inherited`'s compare_exchange handles.)
         owner.store(mine, Ordering::Release);
         std::thread::scope(|s| {
             let waiter = s.spawn(|| lock_inherited(&m, &owner, mine).is_some());

@@ -12,6 +12,7 @@
 //! The store's keys are laid out for the deployment by [`Deployment::prefix`]: on a cluster,
 //! every key of a namespace carries the hash tag `{namespace}`, so every script touches one slot.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use redis::cluster::{ClusterClient, ClusterConnection};
@@ -56,6 +57,10 @@ pub(super) struct Sentinels {
     service: String,
     /// The primary's credentials and database.
     primary: RedisConnectionInfo,
+    /// The Sentinel that last named the primary: asked first (the Redis "Sentinel client"
+    /// guidelines), so one that stays hung at the head of the list does not cost every new
+    /// connection its share. Only an index, so nothing a forked child could misuse.
+    first: AtomicUsize,
 }
 
 impl Sentinels {
@@ -63,15 +68,32 @@ impl Sentinels {
     /// share of the time left, so one that hangs leaves time for the next.
     fn primary(&self, limit: Duration) -> RedisResult<redis::Connection> {
         let deadline = deadline_after(limit);
-        let mut failures = Vec::with_capacity(self.nodes.len());
-        for (i, (name, sentinel)) in self.nodes.iter().enumerate() {
-            let left = u32::try_from(self.nodes.len() - i).unwrap_or(u32::MAX);
+        let n = self.nodes.len();
+        let first = self.first.load(Ordering::Relaxed) % n;
+        let mut failures = Vec::with_capacity(n);
+        for (i, at) in (first..n).chain(0..first).enumerate() {
+            let (name, sentinel) = &self.nodes[at];
+            let left = u32::try_from(n - i).unwrap_or(u32::MAX);
             let Some(time) = remaining(deadline) else {
                 failures.push(format!("{name}: not asked, no time left"));
                 continue;
             };
-            match self.ask(sentinel, deadline_after(time / left)) {
-                Ok(Ok(con)) => return Ok(con),
+            let share = deadline_after(time / left);
+            // The primary's check may use half the time still left when the Sentinel's share
+            // is shorter: a slow primary is no reason to ask a Sentinel that names the same.
+            let check = share.max(deadline_after(time / 2));
+            let asked = loop {
+                match self.ask(sentinel, share, check) {
+                    // A signal: this Sentinel again, within its share.
+                    Err(e) if interrupted(&e) && remaining(share).is_some() => {}
+                    other => break other,
+                }
+            };
+            match asked {
+                Ok(Ok(con)) => {
+                    self.first.store(at, Ordering::Relaxed);
+                    return Ok(con);
+                }
                 Ok(Err(why)) => failures.push(format!("{name}: {why}")),
                 Err(e) => return Err(e),
             }
@@ -84,9 +106,15 @@ impl Sentinels {
     }
 
     /// Asks one Sentinel by `deadline`: a connection to the primary it names, checked with
-    /// `ROLE`; `Ok(Err(why))` when this Sentinel gave none (the next may); `Err` ends the search:
-    /// a signal (the caller retries) or credentials the primary refused (every node has them).
-    fn ask(&self, sentinel: &ConnectionInfo, deadline: Instant) -> RedisResult<Asked> {
+    /// `ROLE` by `check`; `Ok(Err(why))` when this Sentinel gave none (the next may); `Err` ends
+    /// this Sentinel's turn: a signal (asked again) or credentials the primary refused (every
+    /// node has them: the search ends).
+    fn ask(
+        &self,
+        sentinel: &ConnectionInfo,
+        deadline: Instant,
+        check: Instant,
+    ) -> RedisResult<Asked> {
         let named = open_by(sentinel, deadline).and_then(|mut con| {
             let mut cmd = redis::cmd("SENTINEL");
             cmd.arg("GET-MASTER-ADDR-BY-NAME").arg(&self.service);
@@ -101,8 +129,8 @@ impl Sentinels {
             addr: ConnectionAddr::Tcp(host.clone(), port),
             redis: self.primary.clone(),
         };
-        let checked = open_by(&info, deadline).and_then(|mut con| {
-            let role = query_by::<Role>(&redis::cmd("ROLE"), &mut con, deadline)?;
+        let checked = open_by(&info, check).and_then(|mut con| {
+            let role = role(&mut con, check)?;
             Ok((con, role))
         });
         match checked {
@@ -116,6 +144,31 @@ impl Sentinels {
             ))),
             Err(e) => next_or_stop(e, format!("names {host}:{port}, which failed: ")),
         }
+    }
+}
+
+/// The node's role from `ROLE`, or from `INFO replication` when the user may not run `ROLE`
+/// (an `@admin` command that a least-privilege ACL can leave out), as the crate's Sentinel client
+/// did.
+fn role(con: &mut redis::Connection, deadline: Instant) -> RedisResult<Role> {
+    match query_by::<Role>(&redis::cmd("ROLE"), con, deadline) {
+        Err(e) if e.code() == Some("NOPERM") => {
+            let info: String = query_by(redis::cmd("INFO").arg("replication"), con, deadline)?;
+            Ok(if info.lines().any(|l| l.trim_end() == "role:master") {
+                Role::Primary {
+                    replication_offset: 0,
+                    replicas: Vec::new(),
+                }
+            } else {
+                Role::Replica {
+                    primary_ip: String::new(),
+                    primary_port: 0,
+                    replication_state: String::new(),
+                    data_received: 0,
+                }
+            })
+        }
+        other => other,
     }
 }
 
@@ -156,14 +209,14 @@ fn open_by(info: &ConnectionInfo, deadline: Instant) -> RedisResult<redis::Conne
     redis::Client::open(info.clone())?.get_connection_with_timeout(limit)
 }
 
-/// How many answers the crate's handshake waits for: CLIENT SETINFO twice, AUTH (HELLO under
-/// RESP3) and SELECT when needed. (A server older than ACLs refuses AUTH with a user name at
-/// once, and the crate sends them all again: that second round is not counted, since a server
-/// that answered the first quickly is not the silent one this limit is for, and counting it
-/// would halve the TCP connect time of every URL with a user name.)
+/// How many answers the crate's handshake waits for (at least 1: the TCP connect shares the
+/// same time-out): AUTH (HELLO under RESP3) and SELECT when needed. CLIENT SETINFO is off
+/// (Cargo.toml): its two answers, ignored anyway, would take their shares of the limit. A server
+/// older than ACLs refuses AUTH with a user name at once and the crate sends all again; that
+/// second round is not counted, since a server that answered the first is not a silent one.
 fn handshake_answers(redis: &RedisConnectionInfo) -> u32 {
     let auth = redis.password.is_some() || redis.protocol != redis::ProtocolVersion::RESP2;
-    2 + u32::from(auth) + u32::from(redis.db != 0)
+    (u32::from(auth) + u32::from(redis.db != 0)).max(1)
 }
 
 /// `cmd`'s answer on `con`, sent and read by `deadline`.
@@ -251,6 +304,7 @@ impl Deployment {
                 nodes,
                 service: service.to_owned(),
                 primary,
+                first: AtomicUsize::new(0),
             }));
         }
         let client = redis::Client::open(url).map_err(|e| bad(e.category()))?;
@@ -329,15 +383,16 @@ fn strip_scheme<'a>(url: &'a str, scheme: &str) -> Option<&'a str> {
 
 /// `[userinfo@]host:port[,host:port]...[/path]` into (`userinfo@` or "", hosts, `/path` or "").
 fn split_multi(rest: &str) -> std::result::Result<(&str, Vec<&str>, &str), &'static str> {
-    // The credentials end at the last '@' before the path (a password may contain '@' only
-    // percent-encoded, but be lenient).
-    let (authority, path) = match rest.find('/') {
+    // The credentials end at the last '@' (a password may contain '@' or '/' only
+    // percent-encoded, but be lenient): cut at the first '/' instead, and a '/' in the password
+    // would put the rest of it in the host list or the service name, which errors show.
+    let (userinfo, rest) = match rest.rfind('@') {
+        Some(i) => rest.split_at(i + 1),
+        None => ("", rest),
+    };
+    let (hosts, path) = match rest.find('/') {
         Some(i) => rest.split_at(i),
         None => (rest, ""),
-    };
-    let (userinfo, hosts) = match authority.rfind('@') {
-        Some(i) => authority.split_at(i + 1),
-        None => ("", authority),
     };
     let hosts: Vec<&str> = hosts.split(',').collect();
     for h in &hosts {
@@ -364,15 +419,98 @@ mod tests {
     /// A server on 127.0.0.1 that accepts connections and never answers (a hung Sentinel); it
     /// keeps them open for the life of the test process.
     fn silent_server() -> u16 {
+        silent_counting_server().0
+    }
+
+    /// A silent server, and how many connections it has accepted.
+    fn silent_counting_server() -> (u16, std::sync::Arc<AtomicUsize>) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
+        let accepted = std::sync::Arc::new(AtomicUsize::new(0));
+        let count = std::sync::Arc::clone(&accepted);
         std::thread::spawn(move || {
             let mut held = Vec::new();
             for s in listener.incoming() {
+                count.fetch_add(1, Ordering::SeqCst);
                 held.push(s);
             }
         });
-        port
+        (port, accepted)
+    }
+
+    fn config_error(url: &str) -> String {
+        let e = Deployment::open(url, T, T).err().expect(url);
+        assert_eq!(e.kind(), crate::ErrorKind::Config, "{url}: {e}");
+        e.to_string()
+    }
+
+    #[test]
+    fn the_url_names_the_deployment() {
+        let one = Deployment::open("redis://127.0.0.1:7/2", T, T).unwrap();
+        assert!(matches!(one, Deployment::Single(_)));
+        assert!(!one.follows_primary());
+        assert_eq!(one.prefix("shop").unwrap(), "shop:");
+        let c = Deployment::open(
+            "REDIS+CLUSTER://u:p%40ss@127.0.0.1:7001,127.0.0.1:7002",
+            T,
+            T,
+        )
+        .unwrap();
+        assert!(matches!(c, Deployment::Cluster { ref seeds, .. } if seeds.len() == 2));
+        assert_eq!(c.prefix("shop").unwrap(), "{shop}:");
+        assert!(c.prefix("a{b").is_err());
+        let s = Deployment::open(
+            "redis+sentinel://:pw@127.0.0.1:26379,127.0.0.1:26380/orders",
+            T,
+            T,
+        )
+        .unwrap();
+        let Deployment::Sentinel(ref inner) = s else {
+            panic!("not a Sentinel deployment")
+        };
+        assert_eq!(inner.service, "orders");
+        assert_eq!(inner.nodes.len(), 2);
+        assert_eq!(inner.primary.password.as_deref(), Some("pw"));
+        assert!(s.follows_primary());
+        assert_eq!(s.prefix("shop").unwrap(), "shop:");
+    }
+
+    #[test]
+    fn bad_urls_are_config_errors_without_the_password() {
+        for url in [
+            "redis+cluster://u:secret@127.0.0.1",
+            "redis+cluster://u:secret@127.0.0.1:7001/3",
+            "redis+cluster://u:secret@:7001",
+            "redis+sentinel://u:secret@127.0.0.1:0",
+            "redis+sentinel://u:secret@127.0.0.1:26379/a/b",
+            "http://u:secret@127.0.0.1:6379",
+        ] {
+            let msg = config_error(url);
+            assert!(!msg.contains("secret"), "{msg}");
+            assert!(msg.contains("redis+cluster://"), "{msg}");
+        }
+    }
+
+    /// A '/' in the password (not percent-encoded) once moved the rest of it into the Sentinel
+    /// list and the service name, which the discovery's errors show.
+    #[test]
+    fn a_slash_in_the_password_never_reaches_an_error() {
+        let port = silent_server();
+        for url in [
+            "redis+sentinel://u:12345/topsecret@127.0.0.1:1".to_string(),
+            format!("redis+sentinel://u:12345/topsecret@127.0.0.1:{port}/orders"),
+        ] {
+            let msg = match Deployment::open(&url, T, T) {
+                Err(e) => e.to_string(),
+                Ok(d) => within_10s(move || d.connect(T, T, T).map(|_| ()))
+                    .unwrap_err()
+                    .to_string(),
+            };
+            assert!(
+                !msg.contains("topsecret") && !msg.contains("12345"),
+                "{msg}"
+            );
+        }
     }
 
     /// Runs `f` on a thread: its answer, or a test failure when it has not returned within
@@ -410,16 +548,16 @@ mod tests {
     }
 
     /// The crate's handshake waits the whole time-out for each answer it reads (and goes on
-    /// after a CLIENT SETINFO that got none): a silent server held a new connection to a
-    /// single server, or a subscriber's to a cluster seed, for 2-3 times the limit.
+    /// after one that got none): a silent server held a new connection to a single server, or
+    /// a subscriber's to a cluster seed, for 3-4 times the limit.
     #[test]
     fn a_silent_server_costs_one_connect_limit() {
         let port = silent_server();
         let limit = Duration::from_millis(600);
         for url in [
-            format!("redis://127.0.0.1:{port}/"),
+            format!("redis://:p@127.0.0.1:{port}/"),
             format!("redis://u:p@127.0.0.1:{port}/3"),
-            format!("redis+cluster://127.0.0.1:{port}"),
+            format!("redis+cluster://:p@127.0.0.1:{port}"),
         ] {
             let d = Deployment::open(&url, T, T).unwrap();
             let started = Instant::now();
@@ -536,6 +674,42 @@ mod tests {
             )),
             "{msg}"
         );
+    }
+
+    /// The Sentinel that answered is asked first next time: one that stays hung at the head of
+    /// the list is not asked again on every new connection.
+    #[test]
+    fn the_sentinel_that_answered_is_asked_first() {
+        let (hung, asked) = silent_counting_server();
+        let good = fake_sentinel(Some(fake_node(MASTER)));
+        let d = std::sync::Arc::new(sentinels(&[hung, good], "mymaster"));
+        for _ in 0..3 {
+            let d = std::sync::Arc::clone(&d);
+            within_10s(move || d.connect(T, T, T).map(|_| ())).unwrap();
+        }
+        assert_eq!(asked.load(Ordering::SeqCst), 1);
+    }
+
+    /// `ROLE` is an `@admin` command: a user without it is checked with `INFO replication`.
+    #[test]
+    fn a_user_without_role_is_checked_with_info() {
+        let node = |role: &'static str| {
+            fake_server(move |cmd| match cmd[0].as_str() {
+                "ROLE" => "-NOPERM User u has no permissions to run the 'role' command\r\n".into(),
+                "INFO" => format!("${}\r\n{role}\r\n", role.len()),
+                _ => "+OK\r\n".into(),
+            })
+        };
+        let stale = fake_sentinel(Some(node("# Replication\r\nrole:slave")));
+        let good = fake_sentinel(Some(node("# Replication\r\nrole:master")));
+        let d = std::sync::Arc::new(sentinels(&[stale, good], "mymaster"));
+        let d2 = std::sync::Arc::clone(&d);
+        within_10s(move || d2.connect(T, T, T).map(|_| ())).unwrap();
+        let Deployment::Sentinel(ref s) = *d else {
+            panic!("not a Sentinel deployment")
+        };
+        // The second Sentinel's primary was taken: the first one's said role:slave.
+        assert_eq!(s.first.load(Ordering::SeqCst), 1);
     }
 
     #[test]

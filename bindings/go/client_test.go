@@ -708,7 +708,13 @@ func TestFinalizerFreesAForgottenClient(t *testing.T) {
 			t.Fatal(err)
 		}
 	}()
-	// Finalizers run after a collection, on their own goroutine: collect until it has run.
+	collectUntilClosed(t, freed, "client")
+}
+
+// collectUntilClosed runs collections until freed is closed, failing after 10 s: finalizers
+// run after a collection, on their own goroutine.
+func collectUntilClosed(t *testing.T, freed <-chan struct{}, what string) {
+	t.Helper()
 	deadline := time.After(10 * time.Second)
 	for {
 		runtime.GC()
@@ -716,7 +722,7 @@ func TestFinalizerFreesAForgottenClient(t *testing.T) {
 		case <-freed:
 			return
 		case <-deadline:
-			t.Fatal("the finalizer did not free an unreachable client")
+			t.Fatalf("the finalizer did not free an unreachable %s", what)
 		case <-time.After(50 * time.Millisecond):
 		}
 	}

@@ -975,17 +975,7 @@ func TestFinalizerFreesAForgottenTracker(t *testing.T) {
 			t.Fatal(err)
 		}
 	}()
-	deadline := time.After(10 * time.Second)
-	for {
-		runtime.GC()
-		select {
-		case <-freed:
-			return
-		case <-deadline:
-			t.Fatal("the finalizer did not free an unreachable tracker")
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	collectUntilClosed(t, freed, "tracker")
 }
 
 func BenchmarkTrackerMatch(b *testing.B) {

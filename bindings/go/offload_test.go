@@ -105,22 +105,7 @@ func TestOffloadedCallsCancelAndLeakNothing(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	const n = 200
-	errs := make(chan error, n)
-	for i := 0; i < n; i++ {
-		go func(i int) {
-			var err error
-			switch i % 3 {
-			case 0:
-				_, err = c.Query(ctx, "0123456789abcdef0123456789abcdef")
-			case 1:
-				_, err = c.Verify(ctx, VerifyRequest{FtID: "2"})
-			case 2:
-				_, err = c.Confirm(ctx, &Callback{Mobile: "1", Sender: "2", SendTime: "t", Code: "1234"},
-					"0123456789abcdef0123456789abcdef")
-			}
-			errs <- err
-		}(i)
-	}
+	errs := mixedCalls(ctx, c, n)
 	// The pool runs at most maxOffloadThreads calls; the others wait in its queue.
 	if !eventually(10*time.Second, func() bool { return conns.Load() >= maxOffloadThreads }) {
 		t.Fatalf("only %d calls reached the server", conns.Load())

@@ -174,6 +174,28 @@ func TestManyConcurrentWaitsHoldFewThreads(t *testing.T) {
 	t.Logf("%d Waits: at most %d OS threads, %d queries", n, most, requests.Load())
 }
 
+// mixedCalls starts n goroutines making queries, verifies and confirmations in turn with ctx;
+// each sends its call's error.
+func mixedCalls(ctx context.Context, c *Client, n int) <-chan error {
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		go func(i int) {
+			var err error
+			switch i % 3 {
+			case 0:
+				_, err = c.Query(ctx, "0123456789abcdef0123456789abcdef")
+			case 1:
+				_, err = c.Verify(ctx, VerifyRequest{FtID: "2"})
+			case 2:
+				_, err = c.Confirm(ctx, &Callback{Mobile: "1", Sender: "2", SendTime: "t", Code: "1234"},
+					"0123456789abcdef0123456789abcdef")
+			}
+			errs <- err
+		}(i)
+	}
+	return errs
+}
+
 func TestCancelledWaitsFreeTheirThreads(t *testing.T) {
 	if !isolated(t) {
 		return
@@ -216,22 +238,7 @@ func TestCancelledCallsLeaveTheLibrarySoon(t *testing.T) {
 	defer c.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	const n = 200
-	errs := make(chan error, n)
-	for i := 0; i < n; i++ {
-		go func(i int) {
-			var err error
-			switch i % 3 {
-			case 0:
-				_, err = c.Query(ctx, "0123456789abcdef0123456789abcdef")
-			case 1:
-				_, err = c.Verify(ctx, VerifyRequest{FtID: "2"})
-			case 2:
-				_, err = c.Confirm(ctx, &Callback{Mobile: "1", Sender: "2", SendTime: "t", Code: "1234"},
-					"0123456789abcdef0123456789abcdef")
-			}
-			errs <- err
-		}(i)
-	}
+	errs := mixedCalls(ctx, c, n)
 	// On the library's worker pool (offload.go) at most maxOffloadThreads run, the others queue.
 	running := int64(n)
 	if offloadMode == offloadAlways {

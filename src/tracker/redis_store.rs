@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 use redis::{ConnectionLike, RedisResult, Script};
 
 use super::redis_deploy::{Conn, Deployment};
-use super::{deadline_after, Lookup, Match, Reserve, Store};
+use super::{deadline_after, remaining, Lookup, Match, Reserve, Store};
 use crate::error::{Error, ErrorKind, Result};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -311,12 +311,6 @@ fn store_error(e: redis::RedisError) -> Error {
 
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
-}
-
-fn remaining(deadline: Instant) -> Option<Duration> {
-    deadline
-        .checked_duration_since(Instant::now())
-        .filter(|d| !d.is_zero())
 }
 
 /// Opens a connection within `deadline` (`open` gets the time it may take), retrying a

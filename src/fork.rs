@@ -62,24 +62,21 @@ pub(crate) fn lock_inherited<'a, T>(
     owner: &AtomicU64,
     generation: u64,
 ) -> Option<MutexGuard<'a, T>> {
-    if owner.load(Ordering::Acquire) == generation | GAVE_UP {
-        return None;
-    }
     let start = Instant::now();
     loop {
+        let seen = owner.load(Ordering::Acquire);
+        if seen == generation | GAVE_UP {
+            return None;
+        }
         match m.try_lock() {
             Ok(g) => return Some(g),
             // Poisoned or not, the callers' state stays valid (each says why).
             Err(TryLockError::Poisoned(p)) => return Some(p.into_inner()),
             Err(TryLockError::WouldBlock) => {}
         }
-        let seen = owner.load(Ordering::Acquire);
         if seen == generation {
             // A thread of this process took it since: its holder is alive, so waiting ends.
             return Some(m.lock().unwrap_or_else(|e| e.into_inner()));
-        }
-        if seen == generation | GAVE_UP {
-            return None;
         }
         if start.elapsed() >= INHERITED_LOCK_WAIT {
             // Only if no thread of this generation took the lock since `seen` was read: that

@@ -384,8 +384,8 @@ fn strip_scheme<'a>(url: &'a str, scheme: &str) -> Option<&'a str> {
 /// `[userinfo@]host:port[,host:port]...[/path]` into (`userinfo@` or "", hosts, `/path` or "").
 fn split_multi(rest: &str) -> std::result::Result<(&str, Vec<&str>, &str), &'static str> {
     // The credentials end at the last '@' (a password may contain '@' or '/' only
-    // percent-encoded, but be lenient): cut at the first '/' instead, and a '/' in the password
-    // would put the rest of it in the host list or the service name, which errors show.
+    // percent-encoded, but be lenient). Cutting the path off first would put the rest of a
+    // password with a '/' in the host list or the service name, which errors show.
     let (userinfo, rest) = match rest.rfind('@') {
         Some(i) => rest.split_at(i + 1),
         None => ("", rest),
